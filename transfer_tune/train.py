@@ -1,0 +1,407 @@
+"""Training loop: relative L2 loss, Adam with per-role rates, clipping, schedules, callbacks.
+
+The whole dataset stays as tensors on the device and batches are drawn by index: there is no
+per-sample Python in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from transfer_tune.errors import DivergenceError, TransferTuneError
+from transfer_tune.parametrization import Parametrization, get_parametrization
+
+SCHEDULES = ("cosine", "step", "none")
+CLIPS = ("norm", "value")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` -> CUDA when available, else CPU; anything else as torch reads it."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise TransferTuneError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'") from exc
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Relative L2 error ``||pred - target|| / ||target||`` per sample, averaged over the batch.
+
+    The mean (not the sum) over the batch keeps the learning rate independent of the batch
+    size. ``reduction="none"`` returns the per-sample errors, ``"sum"`` their sum.
+    """
+    diff = (pred - target).flatten(1).norm(dim=1)
+    norm = target.flatten(1).norm(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
+    err = diff / norm
+    if reduction == "none":
+        return err
+    return err.sum() if reduction == "sum" else err.mean()
+
+
+@dataclass
+class HParams:
+    """Hyperparameters of one training run (the tuned ones first).
+
+    Parameters
+    ----------
+    lr : float
+        Base Adam learning rate eta (each parameter group multiplies it by its µP factor).
+    batch_size : int
+        Samples per step.
+    beta1, beta2 : float
+        Adam betas.
+    weight_decay : float
+        L2 penalty of Adam.
+    clip : {None, "norm", "value"}
+        Gradient clipping: by global norm, or element-wise by value (µTransfer-FNO's analysis
+        assumes element-wise clipping, reported at 0.01).
+    clip_value : float
+        Max global norm (``clip="norm"``) or max absolute entry (``clip="value"``).
+    schedule : {"cosine", "step", "none"}
+        Learning-rate schedule; it multiplies every group's own rate.
+    step_size : int
+        Epochs between decays of the ``"step"`` schedule.
+    gamma : float
+        Decay factor of the ``"step"`` schedule.
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 20
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    clip: str | None = None
+    clip_value: float = 0.01
+    schedule: str = "cosine"
+    step_size: int = 50
+    gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`TransferTuneError` on a value no run can use."""
+        if not (_is_number(self.lr) and self.lr > 0):
+            raise TransferTuneError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise TransferTuneError(f"batch_size must be an integer, got {self.batch_size!r}")
+        if self.batch_size < 1:
+            raise TransferTuneError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0.0 <= value < 1.0):
+                raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
+        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
+            raise TransferTuneError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.clip is not None and self.clip not in CLIPS:
+            raise TransferTuneError(f"clip must be None, 'norm' or 'value', got {self.clip!r}")
+        if not (_is_number(self.clip_value) and self.clip_value > 0):
+            raise TransferTuneError(f"clip_value must be > 0, got {self.clip_value!r}")
+        if self.schedule not in SCHEDULES:
+            raise TransferTuneError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if isinstance(self.step_size, bool) or not isinstance(self.step_size, int):
+            raise TransferTuneError(f"step_size must be an integer, got {self.step_size!r}")
+        if self.step_size < 1:
+            raise TransferTuneError(f"step_size must be >= 1, got {self.step_size}")
+        if not (_is_number(self.gamma) and 0 < self.gamma <= 1):
+            raise TransferTuneError(f"gamma must be in (0, 1], got {self.gamma!r}")
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        """``(beta1, beta2)`` as Adam takes them."""
+        return (self.beta1, self.beta2)
+
+    def to_dict(self) -> dict:
+        """Plain data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HParams:
+        """Build from a dict, rejecting unknown keys with the list of valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise TransferTuneError(
+                f"unknown hyperparameter(s) {unknown}; valid: {', '.join(sorted(names))}"
+            )
+        return cls(**data)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+@dataclass
+class TrainData:
+    """Training and validation tensors, shaped ``(N, C, *grid)``."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        pairs = [("train", self.x_train, self.y_train)]
+        if (self.x_val is None) != (self.y_val is None):
+            raise TransferTuneError("give both x_val and y_val, or neither")
+        if self.x_val is not None:
+            pairs.append(("val", self.x_val, self.y_val))
+        for split, x, y in pairs:
+            if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+                raise TransferTuneError(f"{split} data must be torch tensors")
+            if x.dim() < 3 or y.dim() < 3:
+                raise TransferTuneError(
+                    f"{split} data must be shaped (N, C, *grid); got x {tuple(x.shape)}, "
+                    f"y {tuple(y.shape)}"
+                )
+            if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
+                raise TransferTuneError(
+                    f"{split} x and y disagree: x {tuple(x.shape)}, y {tuple(y.shape)} "
+                    "(same number of samples and the same grid expected)"
+                )
+            if x.shape[0] == 0:
+                raise TransferTuneError(f"{split} split is empty")
+
+    @property
+    def n_train(self) -> int:
+        """Number of training samples."""
+        return int(self.x_train.shape[0])
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch produced; passed to every callback."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`fit`."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+    stopped_early: bool = False
+
+    @property
+    def train_loss(self) -> float:
+        """Final epoch's mean training loss."""
+        return self.history[-1].train_loss
+
+    @property
+    def val_loss(self) -> float | None:
+        """Final epoch's validation loss (``None`` without validation data)."""
+        return self.history[-1].val_loss
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """Lowest validation loss over the epochs."""
+        values = [r.val_loss for r in self.history if r.val_loss is not None]
+        return min(values) if values else None
+
+    def to_dict(self) -> dict:
+        """Plain data (curves included)."""
+        return {
+            "history": [asdict(r) for r in self.history],
+            "seconds": self.seconds,
+            "steps": self.steps,
+            "stopped_early": self.stopped_early,
+        }
+
+
+Callback = Callable[[EpochRecord], "bool | None"]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean relative L2 error of ``model`` on ``(x, y)``, evaluated in batches."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        pred = model(x[start : start + batch_size])
+        total += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
+    model.train(was_training)
+    return float(total) / x.shape[0]
+
+
+def _diverged(loss: float, threshold: float) -> bool:
+    return not (math.isfinite(loss) and loss <= threshold)
+
+
+def _schedule(hparams: HParams, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
+    total = max(1, steps_per_epoch * epochs)
+    if hparams.schedule == "cosine":
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    if hparams.schedule == "step":
+        return lambda step: hparams.gamma ** ((step // steps_per_epoch) // hparams.step_size)
+    return lambda step: 1.0
+
+
+@torch.no_grad()
+def clip_gradients(params: Iterable[nn.Parameter], clip: str | None, value: float) -> None:
+    """Clip gradients in place by global norm or element-wise by value (complex-aware).
+
+    Element-wise clipping of a complex gradient clips its real and imaginary parts.
+    """
+    params = [p for p in params if p.grad is not None]
+    if clip is None or not params:
+        return
+    if clip == "norm":
+        torch.nn.utils.clip_grad_norm_(params, value)
+        return
+    for p in params:
+        grad = torch.view_as_real(p.grad) if p.grad.is_complex() else p.grad
+        grad.clamp_(-value, value)
+
+
+def fit(
+    model: nn.Module,
+    data: TrainData,
+    hparams: HParams,
+    epochs: int,
+    callbacks: Iterable[Callback] = (),
+    *,
+    parametrization: Parametrization | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = "auto",
+    progress: bool = False,
+    eval_batch_size: int = 64,
+    description: str = "train",
+    divergence_threshold: float = 1e3,
+) -> TrainResult:
+    """Train ``model`` with Adam on the relative L2 loss; evaluate on the validation split.
+
+    Parameters
+    ----------
+    model : FNO
+        An initialised model (see :meth:`Parametrization.initialize`).
+    data : TrainData
+        Training (and optional validation) tensors; moved to ``device`` once.
+    hparams : HParams
+        Learning rate, batch size, betas, clipping and schedule.
+    epochs : int
+        Number of passes over the training set.
+    callbacks : iterable of callables
+        Each is called with an :class:`EpochRecord` after every epoch; returning ``True``
+        stops training (exceptions such as ``optuna.TrialPruned`` propagate).
+    parametrization : Parametrization, optional
+        Gives the per-role learning rates; SP with ``K_base = model.modes`` by default.
+    seed : int
+        Seeds the order of the batches.
+    device : str or torch.device
+        ``"auto"`` picks CUDA when available.
+    progress : bool
+        Show a progress bar over epochs.
+    divergence_threshold : float
+        A mean relative L2 error above this also counts as divergence (a zero prediction
+        scores 1, so 1e3 is far past any useful run; a huge finite loss is as lost as NaN).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DivergenceError
+        When the training or validation loss becomes NaN, infinite, or larger than
+        ``divergence_threshold``.
+    TransferTuneError
+        On bad arguments (e.g. a batch size larger than the training set).
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TransferTuneError(f"epochs must be a positive integer, got {epochs!r}")
+    if hparams.batch_size > data.n_train:
+        raise TransferTuneError(
+            f"batch_size {hparams.batch_size} is larger than the training set "
+            f"({data.n_train} samples); use batch_size <= {data.n_train} or more data"
+        )
+    device = resolve_device(device)
+    if parametrization is None:
+        parametrization = get_parametrization("sp", base_modes=model.modes)
+    model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    has_val = data.x_val is not None
+    if has_val:
+        x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    optimizer = torch.optim.Adam(
+        parametrization.param_groups(
+            model, hparams.lr, betas=hparams.betas, weight_decay=hparams.weight_decay
+        )
+    )
+    n = data.n_train
+    steps_per_epoch = math.ceil(n / hparams.batch_size)
+    factor = _schedule(hparams, steps_per_epoch, epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    generator = torch.Generator().manual_seed(seed)
+    callbacks = list(callbacks)
+    result = TrainResult()
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False, unit="epoch")
+    model.train()
+    for epoch in bar:
+        order = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for begin in range(0, n, hparams.batch_size):
+            idx = order[begin : begin + hparams.batch_size]
+            pred = model(x_train.index_select(0, idx))
+            target = y_train.index_select(0, idx)
+            loss = relative_l2(pred, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients(model.parameters(), hparams.clip, hparams.clip_value)
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach().double() * idx.numel()
+            result.steps += 1
+        train_loss = float(total) / n
+        if _diverged(train_loss, divergence_threshold):
+            raise DivergenceError(
+                f"training loss became {train_loss} in epoch {epoch} at lr={hparams.lr:g}",
+                epoch=epoch,
+                step=result.steps,
+            )
+        val_loss = evaluate(model, x_val, y_val, eval_batch_size) if has_val else None
+        if val_loss is not None and _diverged(val_loss, divergence_threshold):
+            raise DivergenceError(
+                f"validation loss became {val_loss} in epoch {epoch} at lr={hparams.lr:g}",
+                epoch=epoch,
+                step=result.steps,
+            )
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            lr=hparams.lr * factor(result.steps),
+            seconds=time.perf_counter() - start,
+        )
+        result.history.append(record)
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}" if has_val else "-")
+        stop = False
+        for callback in callbacks:
+            stop = bool(callback(record)) or stop
+        if stop:
+            result.stopped_early = True
+            break
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    return result
