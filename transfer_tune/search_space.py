@@ -1,0 +1,186 @@
+"""The tuned hyperparameters (learning rate, batch size, Adam betas) and their ranges.
+
+Defaults: ``lr`` log-uniform on [1e-4, 3e-1]; ``batch_size`` categorical {8, 16, 32, 64};
+``beta1`` uniform on [0.8, 0.99]; ``beta2`` on [0.9, 0.9999], sampled log-uniformly in
+``1 - beta2`` (Optuna sees the parameter ``one_minus_beta2``).
+
+Any entry can be fixed or re-ranged, from Python or from a study TOML's ``[search_space]``::
+
+    {"lr": {"low": 1e-3, "high": 1e-1}, "beta1": 0.9, "batch_size": [16, 32]}
+
+a number fixes the value, a list gives the categorical choices, a table re-ranges
+(``low``, ``high``, optionally ``log``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import optuna
+
+from transfer_tune.errors import TransferTuneError
+
+NAMES = ("lr", "batch_size", "beta1", "beta2")
+_OPTUNA_NAME = {"beta2": "one_minus_beta2"}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One hyperparameter: a float range, a set of choices, or a fixed value."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple | None = None
+    value: Any = None
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the value is fixed (not searched)."""
+        return self.value is not None
+
+    def to_dict(self) -> dict | list | float | int:
+        """The TOML/JSON form accepted by :meth:`SearchSpace.from_dict`."""
+        if self.fixed:
+            return self.value
+        if self.choices is not None:
+            return list(self.choices)
+        return {"low": self.low, "high": self.high, "log": self.log}
+
+
+def _default_dimensions() -> dict[str, Dimension]:
+    return {
+        "lr": Dimension("lr", 1e-4, 3e-1, log=True),
+        "batch_size": Dimension("batch_size", choices=(8, 16, 32, 64)),
+        "beta1": Dimension("beta1", 0.8, 0.99),
+        "beta2": Dimension("beta2", 0.9, 0.9999, log=True),
+    }
+
+
+def _check_value(name: str, value: Any) -> Any:
+    if name == "batch_size":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TransferTuneError(f"batch_size values must be positive integers, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TransferTuneError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if name == "lr" and value <= 0:
+        raise TransferTuneError(f"lr must be > 0, got {value!r}")
+    if name in ("beta1", "beta2") and not 0.0 <= value < 1.0:
+        raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _parse(name: str, spec: Any, default: Dimension) -> Dimension:
+    if isinstance(spec, Dimension):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise TransferTuneError(f"{name}: the list of choices is empty")
+        choices = tuple(_check_value(name, v) for v in spec)
+        if len(choices) == 1:
+            return Dimension(name, value=choices[0])
+        return Dimension(name, choices=choices)
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(spec):
+            raise TransferTuneError(
+                f"{name}: a range is a table with 'low', 'high' and optionally 'log'; "
+                f"got keys {sorted(spec)}"
+            )
+        if name == "batch_size":
+            raise TransferTuneError("batch_size is categorical: give a list such as [16, 32]")
+        low, high = _check_value(name, spec["low"]), _check_value(name, spec["high"])
+        if not low < high:
+            raise TransferTuneError(f"{name}: low must be < high, got low={low}, high={high}")
+        log = spec.get("log", default.log)
+        if not isinstance(log, bool):
+            raise TransferTuneError(f"{name}: log must be true or false, got {log!r}")
+        return Dimension(name, low, high, log=log)
+    return Dimension(name, value=_check_value(name, spec))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The four tuned hyperparameters; see the module docstring."""
+
+    lr: Dimension
+    batch_size: Dimension
+    beta1: Dimension
+    beta2: Dimension
+
+    @classmethod
+    def default(cls) -> SearchSpace:
+        """The default ranges."""
+        return cls(**_default_dimensions())
+
+    @classmethod
+    def from_dict(cls, overrides: dict | None) -> SearchSpace:
+        """Defaults with ``overrides`` (name -> number | list | {low, high, log}) applied."""
+        if overrides is None:
+            return cls.default()
+        if isinstance(overrides, SearchSpace):
+            return overrides
+        if not isinstance(overrides, dict):
+            raise TransferTuneError(
+                f"search_space must be a dict (name -> value, list or range), got {overrides!r}"
+            )
+        unknown = sorted(set(overrides) - set(NAMES))
+        if unknown:
+            raise TransferTuneError(
+                f"unknown search-space entries {unknown}; valid: {', '.join(NAMES)}"
+            )
+        dims = _default_dimensions()
+        for name, spec in overrides.items():
+            dims[name] = _parse(name, spec, dims[name])
+        return cls(**dims)
+
+    def to_dict(self) -> dict:
+        """Plain data; ``SearchSpace.from_dict(space.to_dict()) == space``."""
+        return {name: getattr(self, name).to_dict() for name in NAMES}
+
+    def with_fixed(self, **values: Any) -> SearchSpace:
+        """A copy with some entries fixed."""
+        return replace(
+            self, **{k: Dimension(k, value=_check_value(k, v)) for k, v in values.items()}
+        )
+
+    def max_batch_size(self) -> int:
+        """The largest batch size the space can produce."""
+        dim = self.batch_size
+        return int(dim.value if dim.fixed else max(dim.choices))
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample the values of one trial; returns ``{lr, batch_size, beta1, beta2}``."""
+        values: dict[str, Any] = {}
+        for name in NAMES:
+            dim: Dimension = getattr(self, name)
+            if dim.fixed:
+                values[name] = dim.value
+            elif dim.choices is not None:
+                values[name] = trial.suggest_categorical(name, list(dim.choices))
+            elif name == "beta2":
+                gap = trial.suggest_float(
+                    _OPTUNA_NAME[name], 1.0 - dim.high, 1.0 - dim.low, log=dim.log
+                )
+                values[name] = 1.0 - gap
+            else:
+                values[name] = trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+        return values
+
+    def values_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Hyperparameter values of a finished trial from its Optuna ``params``."""
+        values: dict[str, Any] = {}
+        for name in NAMES:
+            dim: Dimension = getattr(self, name)
+            if dim.fixed:
+                values[name] = dim.value
+            elif name == "beta2" and dim.choices is None:
+                values[name] = 1.0 - params[_OPTUNA_NAME[name]]
+            else:
+                values[name] = params[name]
+        return values

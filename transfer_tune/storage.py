@@ -1,0 +1,185 @@
+"""Storage URL -> Optuna storage: embedded SQLite (default), journal file, or PostgreSQL.
+
+=====================================  ==========================================================
+URL                                    storage
+=====================================  ==========================================================
+``None``                               ``$TRANSFER_TUNE_STORAGE``, else
+                                       ``sqlite:///<cwd>/studies/transfer_tune.db``
+``sqlite:///path.db`` or ``path.db``   Optuna's RDB storage on an SQLite file (one machine, few
+                                       writers; heartbeats work)
+``journal:PATH`` or ``PATH.journal``   Optuna's journal-file storage (several processes on one
+                                       machine)
+``postgresql://user@host/db``          Optuna's RDB storage on PostgreSQL (many machines)
+=====================================  ==========================================================
+
+Artifacts (figures, checkpoints) live in a folder next to the storage file:
+:func:`artifact_dir` and :func:`checkpoint_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+from transfer_tune.errors import TransferTuneError
+
+ENV_VAR = "TRANSFER_TUNE_STORAGE"
+DEFAULT_FILE = Path("studies") / "transfer_tune.db"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_JOURNAL_SUFFIXES = (".journal", ".log")
+
+
+def default_storage_url() -> str:
+    """``$TRANSFER_TUNE_STORAGE`` if set, else an SQLite file under ``studies/`` of the cwd."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return normalize_url(env)
+    return f"sqlite:///{(Path.cwd() / DEFAULT_FILE).resolve()}"
+
+
+def normalize_url(url: str | os.PathLike | None) -> str:
+    """Canonical URL: bare file paths become ``sqlite:///ABS`` or ``journal:ABS``.
+
+    Raises
+    ------
+    TransferTuneError
+        When the URL is of no supported kind.
+    """
+    if url is None:
+        return default_storage_url()
+    text = os.fspath(url).strip()
+    if not text:
+        raise TransferTuneError("empty storage URL; omit it to use the default SQLite file")
+    if text.startswith("journal:"):
+        path = text[len("journal:") :]
+        if not path:
+            raise TransferTuneError("journal storage needs a file: journal:PATH")
+        return f"journal:{Path(path).expanduser().resolve()}"
+    if text.startswith("sqlite:///"):
+        path = text[len("sqlite:///") :]
+        if not path:
+            raise TransferTuneError("sqlite storage needs a file: sqlite:///PATH.db")
+        return f"sqlite:///{Path(path).expanduser().resolve()}"
+    if text.startswith(("postgresql://", "postgresql+", "postgres://")):
+        return text.replace("postgres://", "postgresql://", 1)
+    if "://" not in text:
+        suffix = Path(text).suffix.lower()
+        if suffix in _SQLITE_SUFFIXES:
+            return f"sqlite:///{Path(text).expanduser().resolve()}"
+        if suffix in _JOURNAL_SUFFIXES:
+            return f"journal:{Path(text).expanduser().resolve()}"
+    raise TransferTuneError(
+        f"unsupported storage {text!r}: use sqlite:///PATH.db (or PATH.db), journal:PATH "
+        "(or PATH.journal), or postgresql://USER:PASSWORD@HOST:PORT/DB"
+    )
+
+
+def storage_file(url: str | None) -> Path | None:
+    """The file behind an SQLite or journal URL; ``None`` for a database server."""
+    url = normalize_url(url)
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    if url.startswith("journal:"):
+        return Path(url[len("journal:") :])
+    return None
+
+
+def _sibling_dir(url: str | None, suffix: str) -> Path:
+    path = storage_file(url)
+    if path is None:
+        return (Path.cwd() / "studies" / suffix.strip("_")).resolve()
+    return path.with_name(f"{path.stem}{suffix}")
+
+
+def artifact_dir(url: str | None) -> Path:
+    """Folder for the file-system artifact store next to the storage (not created)."""
+    return _sibling_dir(url, "_artifacts")
+
+
+def checkpoint_dir(url: str | None) -> Path:
+    """Folder for target-run checkpoints next to the storage (not created)."""
+    return _sibling_dir(url, "_checkpoints")
+
+
+def dashboard_command(url: str | None) -> str:
+    """The shell command that opens optuna-dashboard on this storage and its artifacts."""
+    url = normalize_url(url)
+    target = str(storage_file(url)) if url.startswith("journal:") else url
+    return f"optuna-dashboard {target} --host 127.0.0.1 --artifact-dir {artifact_dir(url)}"
+
+
+def get_storage(
+    url: str | os.PathLike | None = None,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_stale_trials: int | None = None,
+) -> BaseStorage:
+    """Open (creating if needed) the Optuna storage behind ``url``.
+
+    Parameters
+    ----------
+    url : str or path, optional
+        See the module docstring; ``None`` means :func:`default_storage_url`.
+    heartbeat_interval, grace_period : int, optional
+        Seconds; turn on heartbeats so a killed worker's RUNNING trial is failed (RDB only).
+    retry_stale_trials : int, optional
+        With heartbeats, re-queue a stale trial up to this many times
+        (Optuna's ``RetryHeartbeatStaleTrialCallback``).
+
+    Raises
+    ------
+    TransferTuneError
+        On an unsupported URL, a missing database driver or a server that cannot be reached.
+    """
+    url = normalize_url(url)
+    if url.startswith("journal:"):
+        path = storage_file(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    kwargs: dict = {}
+    if heartbeat_interval is not None:
+        kwargs["heartbeat_interval"] = heartbeat_interval
+        kwargs["grace_period"] = grace_period
+        if retry_stale_trials:
+            with warnings.catch_warnings():  # "experimental" in Optuna's terms
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=retry_stale_trials
+                )
+            kwargs["heartbeat_stale_trial_callback"] = retry
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite:///"):
+        storage_file(url).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's terms
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except ImportError as exc:
+        raise TransferTuneError(
+            f"the database driver for {url.split(':', 1)[0]} is not installed; "
+            "for PostgreSQL run: pip install psycopg2-binary"
+        ) from exc
+    except Exception as exc:  # sqlalchemy's OperationalError and friends
+        raise TransferTuneError(
+            f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the URL, that the server "
+            "runs and accepts connections, and the credentials."
+        ) from exc
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
