@@ -1,0 +1,427 @@
+"""The Optuna study on the proxy FNO: objective, sampler, pruner, workers, resume.
+
+The objective builds the proxy FNO under µP with ``K_base = K_proxy`` (so it *is* the SP
+model: the tuned rate is the rate the proxy trained with), trains it with the trial's values,
+reports the validation loss after every epoch and lets the pruner stop it early. A diverging
+trial is pruned with the reason in its user attributes.
+
+``n_trials`` is the number of *finished* (complete or pruned) trials the study should hold:
+running :func:`tune` again on the same storage and study name resumes it up to that number,
+never repeating a finished trial. Several processes (``n_jobs``, or workers on other
+machines) share one study through the storage and together finish exactly ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from transfer_tune.errors import DivergenceError, TransferTuneError
+from transfer_tune.model import FNO, check_modes
+from transfer_tune.parametrization import get_parametrization
+from transfer_tune.search_space import SearchSpace
+from transfer_tune.storage import get_storage, normalize_url
+from transfer_tune.train import HParams, TrainData, fit
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
+#: Trial states that hold (or are about to hold) one of the study's ``n_trials``.
+_CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Heartbeats let a worker fail (and retry) a trial whose process died (RDB storages only).
+HEARTBEAT_INTERVAL, GRACE_PERIOD = 20, 60
+
+
+class _SurplusTrial(Exception):
+    """Raised inside a trial created after the study already had its ``n_trials``."""
+
+
+def load_problem(problem: Any, overrides: dict | None = None):
+    """A ``pdes.Problem`` from a name, a ``Problem.config()`` dict, or a Problem (+ overrides)."""
+    from pdes import Problem, get_problem
+
+    if isinstance(problem, Problem):
+        return problem.with_overrides(**overrides) if overrides else problem
+    if isinstance(problem, dict):
+        return get_problem(**{**problem, **(overrides or {})})
+    if not isinstance(problem, str):
+        raise TransferTuneError(f"problem must be a name such as 'burgers', got {problem!r}")
+    return get_problem(problem, **(overrides or {}))
+
+
+@dataclass
+class ProxySetup:
+    """Everything needed to rebuild the proxy and its data; stored in the study's user attrs."""
+
+    problem: dict
+    model: dict
+    parametrization: dict
+    search_space: dict
+    train: dict
+    epochs: int
+    seed: int
+
+    def to_attrs(self) -> dict:
+        """User attributes of the proxy study."""
+        return {"kind": "proxy", **asdict(self)}
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> ProxySetup:
+        """Read the setup back from a study made by :func:`tune` (any process)."""
+        attrs = study.user_attrs
+        if attrs.get("kind") != "proxy":
+            raise TransferTuneError(
+                f"study {study.study_name!r} is not a transfer-tune proxy study "
+                f"(its user attribute 'kind' is {attrs.get('kind')!r})"
+            )
+        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__})
+
+    def hparams(self, values: dict[str, Any]) -> HParams:
+        """Training hyperparameters from tuned ``values`` and the fixed ``train`` settings."""
+        return HParams(**{**self.train, **values})
+
+    def build_model(self, seed: int) -> FNO:
+        """The proxy FNO, initialised under its parametrization with ``seed``."""
+        model = FNO(**self.model)
+        par = get_parametrization(**self.parametrization)
+        par.initialize(model, generator=torch.Generator().manual_seed(seed))
+        return model
+
+
+def make_sampler(
+    sampler: str | optuna.samplers.BaseSampler, seed: int
+) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name (``tpe``: seeded, multivariate) or the instance given."""
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    name = str(sampler).lower()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise TransferTuneError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(pruner: str | optuna.pruners.BasePruner | None) -> optuna.pruners.BasePruner:
+    """An Optuna pruner by name (``median`` by default) or the instance given."""
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    name = "none" if pruner is None else str(pruner).lower()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=3, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name in ("none", "nop"):
+        return optuna.pruners.NopPruner()
+    raise TransferTuneError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
+
+
+def _open_storage(url: str):
+    if url.startswith("journal:"):
+        return get_storage(url)
+    return get_storage(
+        url,
+        heartbeat_interval=HEARTBEAT_INTERVAL,
+        grace_period=GRACE_PERIOD,
+        retry_stale_trials=1,
+    )
+
+
+def _claimed_before(study: optuna.Study, number: int | None = None) -> int:
+    trials = study.get_trials(deepcopy=False, states=_CLAIMED)
+    return sum(1 for t in trials if number is None or t.number < number)
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Number of complete or pruned trials of ``study``."""
+    return len(study.get_trials(deepcopy=False, states=_FINISHED))
+
+
+class Objective:
+    """The proxy objective: train with the trial's values, report, prune, return val loss."""
+
+    def __init__(
+        self, setup: ProxySetup, data: TrainData, n_trials: int, device: str = "auto"
+    ) -> None:
+        self.setup = setup
+        self.data = data
+        self.n_trials = n_trials
+        self.device = device
+        self.space = SearchSpace.from_dict(setup.search_space)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if _claimed_before(trial.study, trial.number) >= self.n_trials:
+            trial.set_user_attr("surplus", "the study already had its n_trials when this began")
+            raise _SurplusTrial
+        values = self.space.suggest(trial)
+        trial.set_user_attr("hparams", values)
+        hparams = self.setup.hparams(values)
+        seed = self.setup.seed + trial.number
+        model = self.setup.build_model(seed)
+
+        def report(record) -> None:
+            trial.report(record.val_loss, record.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
+
+        par = get_parametrization(**self.setup.parametrization)
+        try:
+            result = fit(
+                model,
+                self.data,
+                hparams,
+                self.setup.epochs,
+                [report],
+                parametrization=par,
+                seed=seed,
+                device=self.device,
+            )
+        except DivergenceError as exc:
+            trial.set_user_attr("diverged", str(exc))
+            raise optuna.TrialPruned(f"diverged: {exc}") from exc
+        trial.set_user_attr("train_loss", result.train_loss)
+        trial.set_user_attr("seconds", result.seconds)
+        return result.val_loss
+
+
+def _load_data(problem_config: dict) -> TrainData:
+    problem = load_problem(problem_config)
+    x, y = problem.dataset("train")
+    xv, yv = problem.dataset("val")
+    return TrainData(x, y, xv, yv)
+
+
+def run_worker(
+    study_name: str,
+    storage: str,
+    n_trials: int,
+    *,
+    seed: int = 0,
+    sampler: str = "tpe",
+    pruner: str | None = "median",
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Join ``study_name`` and run trials until it holds ``n_trials`` finished ones.
+
+    Returns the number of trials this worker finished. Safe to run in several processes or on
+    several machines at once (each with its own ``seed``): a trial that starts after the
+    study is full is marked failed with the user attribute ``surplus`` and not run.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = normalize_url(storage)
+    try:
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=_open_storage(url),
+            sampler=make_sampler(sampler, seed),
+            pruner=make_pruner(pruner),
+        )
+    except KeyError as exc:
+        raise TransferTuneError(f"no study named {study_name!r} in {url}") from exc
+    setup = ProxySetup.from_study(study)
+    objective = Objective(setup, _load_data(setup.problem), n_trials, device)
+    done = 0
+    bar = tqdm(
+        total=n_trials,
+        initial=count_finished(study),
+        desc="proxy trials",
+        disable=not progress,
+        unit="trial",
+    )
+    heartbeats = not url.startswith("journal:")  # heartbeats exist on RDB storages only
+    while True:
+        if heartbeats:  # fail, and re-queue once, trials whose worker stopped beating
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        if _claimed_before(study) >= n_trials:
+            break
+        study.optimize(objective, n_trials=1, catch=(_SurplusTrial,), gc_after_trial=False)
+        done += 1
+        bar.n = count_finished(study)
+        bar.refresh()
+    bar.close()
+    return done
+
+
+def create_proxy_study(
+    setup: ProxySetup,
+    storage: str | None,
+    study_name: str | None,
+    sampler: Any = "tpe",
+    pruner: Any = "median",
+) -> optuna.Study:
+    """Create the proxy study, or load it when it exists with the same setup (resume)."""
+    url = normalize_url(storage)
+    name = study_name or f"{setup.problem['name']}-proxy-K{setup.model['modes']}"
+    study = optuna.create_study(
+        storage=_open_storage(url),
+        study_name=name,
+        direction="minimize",
+        load_if_exists=True,
+        sampler=make_sampler(sampler, setup.seed),
+        pruner=make_pruner(pruner),
+    )
+    attrs = setup.to_attrs()
+    if study.user_attrs.get("kind") is None:
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+    else:
+        stored = {k: study.user_attrs.get(k) for k in attrs}
+        diff = sorted(k for k in attrs if _jsonish(stored[k]) != _jsonish(attrs[k]))
+        if diff:
+            raise TransferTuneError(
+                f"study {name!r} in {url} exists with a different setup ({', '.join(diff)}); "
+                "resume it with the same settings or choose another study_name"
+            )
+    return study
+
+
+def _jsonish(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def tune(
+    problem: Any = "burgers",
+    proxy_modes: int = 4,
+    width: int = 32,
+    n_layers: int = 4,
+    n_trials: int = 30,
+    epochs: int = 10,
+    *,
+    search_space: dict | SearchSpace | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    n_jobs: int = 1,
+    seed: int = 0,
+    sampler: Any = "tpe",
+    pruner: Any = "median",
+    device: str = "auto",
+    train: dict | None = None,
+    problem_overrides: dict | None = None,
+    progress: bool = True,
+) -> optuna.Study:
+    """Tune lr, batch size and betas of the proxy FNO; resumable by study name.
+
+    Parameters
+    ----------
+    problem : str, dict or pdes.Problem
+        The PDE problem (``"burgers"``, ``"darcy"``, ``"navier_stokes"``) or a built one.
+    proxy_modes : int
+        K of the proxy (also K_base of the µP rule).
+    width, n_layers : int
+        Hidden width m and number of Fourier layers (kept for the target).
+    n_trials : int
+        Finished (complete + pruned) trials the study should hold at the end.
+    epochs : int
+        Training epochs per trial (the pruner may stop a trial earlier).
+    search_space : dict or SearchSpace, optional
+        Overrides of the default ranges (see :mod:`transfer_tune.search_space`).
+    storage : str, optional
+        Storage URL (:mod:`transfer_tune.storage`); default SQLite file under ``studies/``.
+    study_name : str, optional
+        Default ``"{problem}-proxy-K{proxy_modes}"``.
+    n_jobs : int
+        Worker processes sharing the storage, each with ``cpu_count // n_jobs`` torch threads.
+    seed : int
+        Seeds the sampler and each trial's initialisation (``seed + trial.number``).
+    sampler, pruner : str or Optuna object
+        ``"tpe"`` (multivariate, seeded), ``"random"``, ...; ``"median"``, ``"hyperband"``,
+        ``"none"``, ... or any Optuna sampler/pruner instance.
+    train : dict, optional
+        Fixed training settings (``clip``, ``clip_value``, ``schedule``, ``weight_decay``...).
+    problem_overrides : dict, optional
+        Passed to ``pdes.get_problem`` (resolution, n_train, ...).
+
+    Returns
+    -------
+    optuna.Study
+    """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise TransferTuneError(f"n_trials must be a positive integer, got {n_trials!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise TransferTuneError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    prob = load_problem(problem, problem_overrides)
+    space = SearchSpace.from_dict(search_space)
+    train = dict(train or {})
+    HParams.from_dict({**train, "lr": 1e-3})  # validates the fixed settings early
+    if space.max_batch_size() > prob.n_train:
+        raise TransferTuneError(
+            f"the search space allows batch_size {space.max_batch_size()} but the training set "
+            f"has {prob.n_train} samples; raise n_train or restrict batch_size"
+        )
+    model = FNO(
+        dim=prob.dim,
+        modes=proxy_modes,
+        width=width,
+        n_layers=n_layers,
+        in_channels=prob.in_channels,
+        out_channels=prob.out_channels,
+    )
+    check_modes(proxy_modes, prob.grid_shape)
+    setup = ProxySetup(
+        problem=prob.config(),
+        model=model.config(),
+        parametrization=get_parametrization("mup", base_modes=proxy_modes).to_dict(),
+        search_space=space.to_dict(),
+        train=train,
+        epochs=epochs,
+        seed=seed,
+    )
+    url = normalize_url(storage)
+    study = create_proxy_study(setup, url, study_name, sampler, pruner)
+    prob.dataset("train"), prob.dataset("val")  # generate / cache once, before any worker
+    kwargs = dict(sampler=sampler, pruner=pruner, device=device)
+    if n_jobs == 1 or isinstance(sampler, optuna.samplers.BaseSampler):
+        run_worker(study.study_name, url, n_trials, seed=seed, progress=progress, **kwargs)
+    else:
+        from joblib import Parallel, delayed
+
+        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(run_worker)(
+                study.study_name,
+                url,
+                n_trials,
+                seed=seed + i,
+                threads=threads,
+                progress=progress and i == 0,
+                **kwargs,
+            )
+            for i in range(n_jobs)
+        )
+    return study
+
+
+def best_values(study: optuna.Study) -> dict[str, Any]:
+    """The best trial's hyperparameter values (lr, batch_size, beta1, beta2)."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise TransferTuneError(
+            f"study {study.study_name!r} has no complete trial yet; run more trials first"
+        )
+    setup = ProxySetup.from_study(study)
+    space = SearchSpace.from_dict(setup.search_space)
+    return space.values_from_params(study.best_trial.params)
