@@ -1,0 +1,321 @@
+"""From a finished proxy study to the large-K target: the µP plan, then one target run.
+
+The plan reads the per-role multipliers from :mod:`transfer_tune.parametrization` (µP with
+``K_base`` = the proxy's K); batch size and betas are unchanged. The target run is recorded in
+the same storage as its own study (user attributes link the two), with its per-epoch
+validation losses as intermediate values, its test error at the training resolution and at a
+finer one, its wall time, and a checkpoint next to the storage.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.model import FNO, check_modes
+from transfer_tune.parametrization import get_parametrization
+from transfer_tune.storage import checkpoint_dir, get_storage, normalize_url
+from transfer_tune.train import HParams, TrainData, evaluate, fit, relative_l2
+from transfer_tune.tune import ProxySetup, best_values, load_problem
+
+
+@dataclass
+class GroupPlan:
+    """One parameter role of the target: its multipliers and its learning rate."""
+
+    role: str
+    lr_multiplier: float
+    init_multiplier: float
+    lr: float
+
+
+@dataclass
+class TargetPlan:
+    """What the target run will use: per-group rates and init scales, batch size, betas."""
+
+    proxy_study: str
+    modes: int
+    base_modes: int
+    dim: int
+    lr: float
+    batch_size: int
+    beta1: float
+    beta2: float
+    epochs: int
+    model: dict
+    parametrization: dict
+    train: dict
+    groups: list[GroupPlan] = field(default_factory=list)
+
+    def hparams(self) -> HParams:
+        """Training hyperparameters of the target run (base rate; groups scale it)."""
+        values = {"lr": self.lr, "batch_size": self.batch_size}
+        return HParams(**{**self.train, **values, "beta1": self.beta1, "beta2": self.beta2})
+
+    def to_dict(self) -> dict:
+        """Plain data (stored in the target study and the checkpoint)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TargetPlan:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["groups"] = [GroupPlan(**g) for g in data.get("groups", [])]
+        return cls(**data)
+
+    def table(self) -> str:
+        """The plan as a text table (what the CLI prints)."""
+        lines = [
+            f"µP transfer: K {self.base_modes} (proxy) -> {self.modes} (target), d = {self.dim}",
+            f"batch size {self.batch_size}, betas ({self.beta1:.4g}, {self.beta2:.6g}), "
+            f"{self.epochs} epochs",
+            f"{'role':<12} {'init x':>10} {'lr x':>10} {'lr':>12}",
+        ]
+        for g in self.groups:
+            lines.append(
+                f"{g.role:<12} {g.init_multiplier:>10.6f} {g.lr_multiplier:>10.6f} {g.lr:>12.4e}"
+            )
+        return "\n".join(lines)
+
+
+def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = None) -> TargetPlan:
+    """The target plan from the best trial of a proxy ``study`` and the target's K."""
+    setup = ProxySetup.from_study(study)
+    values = best_values(study)
+    base = get_parametrization(**setup.parametrization)
+    dim = setup.model["dim"]
+    scales = base.role_scales(target_modes, dim)
+    groups = [GroupPlan(role, s.lr, s.init, values["lr"] * s.lr) for role, s in scales.items()]
+    return TargetPlan(
+        proxy_study=study.study_name,
+        modes=target_modes,
+        base_modes=base.base_modes,
+        dim=dim,
+        lr=values["lr"],
+        batch_size=values["batch_size"],
+        beta1=values["beta1"],
+        beta2=values["beta2"],
+        epochs=epochs if epochs is not None else setup.epochs,
+        model={**setup.model, "modes": target_modes},
+        parametrization=base.to_dict(),
+        train=dict(setup.train),
+        groups=groups,
+    )
+
+
+@dataclass
+class TargetResult:
+    """The large-K run: metrics, curves, checkpoint, and the study that records it."""
+
+    study_name: str
+    metrics: dict[str, Any]
+    history: list[dict]
+    checkpoint: str
+
+    def __str__(self) -> str:
+        m = self.metrics
+        fine = (
+            f", at {m['fine_resolution']} points {m['test_l2_fine']:.4f}"
+            if m.get("test_l2_fine") is not None
+            else ""
+        )
+        return (
+            f"target K={m['modes']}: test rel-L2 {m['test_l2']:.4f} (physical units){fine}; "
+            f"{m['seconds']:.1f} s"
+        )
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write ``payload`` with ``torch.save`` atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by :func:`run_target` (never unpickles: weights_only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@torch.no_grad()
+def physical_error(model: FNO, problem, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean relative L2 test error in physical units (outputs decoded)."""
+    model.eval()
+    preds = torch.cat([model(x[i : i + 64]) for i in range(0, x.shape[0], 64)])
+    return float(relative_l2(problem.decode_y(preds), problem.decode_y(y)))
+
+
+def _fine_resolution(problem, eval_resolution: int | None) -> int | None:
+    if eval_resolution is not None:
+        return eval_resolution
+    candidate = 2 * problem.resolution
+    try:
+        problem.with_overrides(resolution=candidate)
+    except TransferTuneError:
+        return None
+    return candidate
+
+
+def run_target(
+    plan: TargetPlan,
+    storage: str | None = None,
+    *,
+    study_name: str | None = None,
+    eval_resolution: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> TargetResult:
+    """Train the target FNO of ``plan`` once and record it in ``storage``.
+
+    Parameters
+    ----------
+    plan : TargetPlan
+        From :func:`plan_transfer`.
+    storage : str, optional
+        The storage holding the proxy study; the target study is created there.
+    study_name : str, optional
+        Default ``"{proxy_study}-target-K{modes}"``.
+    eval_resolution : int, optional
+        The finer grid for the super-resolution test error; default twice the training
+        resolution when the problem can produce it.
+    """
+    url = normalize_url(storage)
+    store = get_storage(url)
+    try:
+        proxy = optuna.load_study(study_name=plan.proxy_study, storage=store)
+    except KeyError as exc:
+        raise TransferTuneError(f"no proxy study {plan.proxy_study!r} in {url}") from exc
+    setup = ProxySetup.from_study(proxy)
+    problem = load_problem(setup.problem)
+    check_modes(plan.modes, problem.grid_shape)
+    name = study_name or f"{plan.proxy_study}-target-K{plan.modes}"
+    study = optuna.create_study(
+        storage=store, study_name=name, direction="minimize", load_if_exists=True
+    )
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise TransferTuneError(
+            f"target study {name!r} already holds a finished run; choose another study_name"
+        )
+    for key, value in {
+        "kind": "target",
+        "proxy_study": plan.proxy_study,
+        "plan": plan.to_dict(),
+        "problem": setup.problem,
+    }.items():
+        study.set_user_attr(key, value)
+    trial = study.ask()
+    trial.set_user_attr(
+        "hparams", {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
+    )
+
+    par = get_parametrization(**plan.parametrization)
+    model = FNO(**plan.model)
+    par.initialize(model, generator=torch.Generator().manual_seed(seed))
+    x, y = problem.dataset("train")
+    xv, yv = problem.dataset("val")
+
+    def report(record) -> None:
+        trial.report(record.val_loss, record.epoch)
+
+    start = time.perf_counter()
+    try:
+        result = fit(
+            model,
+            TrainData(x, y, xv, yv),
+            plan.hparams(),
+            plan.epochs,
+            [report],
+            parametrization=par,
+            seed=seed,
+            device=device,
+            progress=progress,
+            description=f"target K={plan.modes}",
+        )
+    except BaseException:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    seconds = time.perf_counter() - start
+    model = model.cpu()
+    xt, yt = problem.dataset("test")
+    metrics: dict[str, Any] = {
+        "modes": plan.modes,
+        "train_loss": result.train_loss,
+        "val_loss": result.val_loss,
+        "test_loss": evaluate(model, xt, yt),
+        "test_l2": physical_error(model, problem, xt, yt),
+        "resolution": problem.resolution,
+        "seconds": seconds,
+        "steps": result.steps,
+    }
+    fine = _fine_resolution(problem, eval_resolution)
+    if fine is not None:
+        fine_problem = problem.with_overrides(resolution=fine)
+        check_modes(plan.modes, fine_problem.grid_shape)
+        xf, yf = fine_problem.dataset("test")
+        metrics["fine_resolution"] = fine
+        metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
+    path = checkpoint_dir(url) / f"{name}.pt"
+    save_checkpoint(
+        path,
+        {
+            "model_state": model.state_dict(),
+            "model_config": plan.model,
+            "parametrization": plan.parametrization,
+            "plan": plan.to_dict(),
+            "problem": setup.problem,
+            "normalizers": problem.normalizers.state_dict(),
+            "metrics": metrics,
+            "history": result.to_dict()["history"],
+        },
+    )
+    trial.set_user_attr("metrics", metrics)
+    study.set_user_attr("metrics", metrics)
+    study.set_user_attr("checkpoint", str(path))
+    study.tell(trial, metrics["test_l2"])
+    proxy.set_user_attr("target_study", name)
+    return TargetResult(
+        study_name=name,
+        metrics=metrics,
+        history=result.to_dict()["history"],
+        checkpoint=str(path),
+    )
+
+
+def transfer(
+    study: str | optuna.Study,
+    target_modes: int,
+    storage: str | None = None,
+    *,
+    epochs: int | None = None,
+    **run_kwargs: Any,
+) -> tuple[TargetPlan, TargetResult]:
+    """Plan and run the target from a proxy study (by name, from any earlier process)."""
+    if isinstance(study, str):
+        url = normalize_url(storage)
+        try:
+            study = optuna.load_study(study_name=study, storage=get_storage(url))
+        except KeyError as exc:
+            names = [s.study_name for s in optuna.get_all_study_summaries(get_storage(url))]
+            raise TransferTuneError(
+                f"no study named {study!r} in {url}; studies there: {names or 'none'}"
+            ) from exc
+        storage = url
+    plan = plan_transfer(study, target_modes, epochs)
+    return plan, run_target(plan, storage, **run_kwargs)
