@@ -1,7 +1,9 @@
 """The ``transfer-tune`` command line.
 
-Every user mistake raises :class:`transfer_tune.errors.TransferTuneError`; the command prints
-it on one line and exits with status 2.
+Subcommands: ``data``, ``tune``, ``transfer``, ``run``, ``worker``, ``landscape``,
+``dashboard``, ``demo``. Every user mistake raises
+:class:`transfer_tune.errors.TransferTuneError`; the command prints it on one line and exits
+with status 2.
 """
 
 from __future__ import annotations
@@ -12,37 +14,173 @@ from collections.abc import Sequence
 
 from transfer_tune.errors import TransferTuneError
 
+#: The demo: Burgers end to end (proxy search, µP transfer, target run) in minutes on 2 cores.
+DEMO = {
+    "problem": {"name": "burgers", "resolution": 128, "n_train": 256, "n_val": 64, "n_test": 64},
+    "model": {"width": 32, "n_layers": 4, "proxy_modes": 4, "target_modes": 32},
+    "tune": {"n_trials": 16, "epochs": 10, "study_name": "demo-burgers-proxy-K4"},
+    "target": {"epochs": 30},
+    "search_space": {"batch_size": [8, 16, 32]},
+}
+DEMO_QUICK = {
+    "problem": {"name": "burgers", "resolution": 64, "n_train": 32, "n_val": 8, "n_test": 8},
+    "model": {"width": 8, "n_layers": 2, "proxy_modes": 4, "target_modes": 8},
+    "tune": {"n_trials": 3, "epochs": 2, "study_name": "demo-quick-burgers-proxy-K4"},
+    "target": {"epochs": 2},
+    "search_space": {"batch_size": [8, 16]},
+}
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from pdes import get_problem
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("n_train", args.n_train),
+            ("n_val", args.n_val),
+            ("n_test", args.n_test),
+            ("resolution", args.resolution),
+            ("seed", args.seed),
+            ("cache_dir", args.cache_dir),
+            ("path", args.path),
+        )
+        if value is not None
+    }
+    problem = get_problem(args.name, progress=True, **overrides)
+    for split in ("train", "val", "test"):
+        problem.dataset(split)
+    print(problem.summary())
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from transfer_tune.spec import load_spec
+    from transfer_tune.storage import dashboard_command, normalize_url
+    from transfer_tune.tune import best_values, tune
+
+    kw = load_spec(args.spec).workflow_kwargs()
+    url = normalize_url(args.storage or kw.get("storage"))
+    study = tune(
+        kw["problem"],
+        kw.get("proxy_modes", 4),
+        kw.get("width", 32),
+        kw.get("n_layers", 4),
+        args.n_trials or kw.get("n_trials", 30),
+        kw.get("proxy_epochs", 10),
+        search_space=kw["search_space"],
+        storage=url,
+        study_name=args.study_name or kw.get("study_name"),
+        n_jobs=args.n_jobs or kw.get("n_jobs", 1),
+        seed=kw.get("seed", 0),
+        sampler=kw.get("sampler", "tpe"),
+        pruner=kw.get("pruner", "median"),
+        device=args.device,
+        train=kw["train"],
+        problem_overrides=kw["problem_overrides"],
+    )
+    print(f"study {study.study_name!r}: best val rel-L2 {study.best_value:.4f}")
+    print("best values:", best_values(study))
+    print(f"next: transfer-tune transfer {study.study_name} --modes K --storage {url}")
+    print(f"inspect: {dashboard_command(url)}")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    import optuna
+
+    from transfer_tune.storage import dashboard_command, get_storage, normalize_url
+    from transfer_tune.transfer import plan_transfer, run_target
+
+    url = normalize_url(args.storage)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=get_storage(url))
+    except KeyError as exc:
+        raise TransferTuneError(f"no study named {args.study!r} in {url}") from exc
+    plan = plan_transfer(study, args.modes, args.epochs)
+    print(plan.table())
+    if args.plan_only:
+        return 0
+    result = run_target(
+        plan,
+        url,
+        study_name=args.target_study,
+        eval_resolution=args.eval_resolution,
+        device=args.device,
+    )
+    print(result)
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"inspect: {dashboard_command(url)}")
+    return 0
+
+
+def _run_workflow(spec: dict, storage: str | None, device: str, quick: bool = False) -> int:
+    from transfer_tune.api import tune_then_transfer
+    from transfer_tune.spec import parse_spec
+
+    kw = parse_spec(spec).workflow_kwargs()
+    if storage:
+        kw["storage"] = storage
+    result = tune_then_transfer(device=device, **kw)
+    print()
+    print(result)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from transfer_tune.spec import load_spec
+
+    return _run_workflow(load_spec(args.spec).raw, args.storage, args.device)
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import math
+    spec = DEMO_QUICK if args.quick else DEMO
+    print(
+        "transfer-tune demo: Burgers 1-D, tune a K=4 proxy FNO with Optuna, transfer with µP "
+        f"to K={spec['model']['target_modes']}, train the target once."
+    )
+    return _run_workflow(spec, args.storage, args.device, quick=args.quick)
 
-    import torch
 
-    from transfer_tune.model import FNO
-    from transfer_tune.parametrization import get_parametrization
-    from transfer_tune.train import HParams, TrainData, fit
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import optuna
 
-    torch.manual_seed(0)
-    res, n = (64, 64) if args.quick else (256, 256)
-    g = torch.Generator().manual_seed(0)
+    from transfer_tune.storage import normalize_url
+    from transfer_tune.tune import count_finished, run_worker
 
-    def sample(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = torch.arange(res // 2 + 1)
-        coef = torch.randn(count, 1, res // 2 + 1, generator=g, dtype=torch.cfloat)
-        coef = coef / (1 + k) ** 2
-        x = torch.fft.irfft(coef, n=res) * res
-        y = torch.fft.irfft(coef * torch.exp(-0.1 * (2 * math.pi * k) ** 2 / 50), n=res) * res
-        return x.float(), y.float()
+    url = normalize_url(args.storage)
+    done = run_worker(
+        args.study,
+        url,
+        args.n_trials,
+        seed=args.seed,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        device=args.device,
+        progress=True,
+    )
+    from transfer_tune.tune import _open_storage
 
-    data = TrainData(*sample(n), *sample(n // 4))
-    mup = get_parametrization("mup", base_modes=4)
-    hp = HParams(lr=3e-3, batch_size=16)
-    epochs = 3 if args.quick else 20
-    for modes in (4, 16):
-        model = FNO(dim=1, modes=modes, width=32, n_layers=4)
-        mup.initialize(model, generator=torch.Generator().manual_seed(0))
-        result = fit(model, data, hp, epochs, parametrization=mup, device="cpu", progress=True)
-        print(f"K = {modes:3d} (µP, K_base = 4): val rel-L2 {result.val_loss:.4f}")
+    study = optuna.load_study(study_name=args.study, storage=_open_storage(url))
+    print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
+    print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")
+    return 0
+
+
+def _cmd_landscape(args: argparse.Namespace) -> int:
+    from transfer_tune.landscape import sweep_from_spec
+    from transfer_tune.spec import load_spec
+
+    spec = load_spec(args.spec)
+    result = sweep_from_spec(spec.raw, storage=args.storage, n_jobs=args.n_jobs)
+    print(result)
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from transfer_tune.dashboard import serve
+
+    serve(args.storage, host=args.host, port=args.port)
     return 0
 
 
@@ -53,9 +191,79 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune a small-K proxy FNO with Optuna, transfer to a large-K FNO with µP.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the end-to-end demo on embedded defaults")
-    demo.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    demo.set_defaults(func=_cmd_demo)
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    def storage_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--storage",
+            default=None,
+            help="sqlite:///FILE.db, FILE.db, journal:FILE, postgresql://... "
+            "(default $TRANSFER_TUNE_STORAGE or studies/transfer_tune.db)",
+        )
+
+    def device_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+
+    p = add("data", _cmd_data, "generate (or load) a PDE dataset and print where it is")
+    p.add_argument("name", help="burgers, darcy, navier_stokes, or file (with --path)")
+    p.add_argument("--n-train", type=int)
+    p.add_argument("--n-val", type=int)
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--cache-dir")
+    p.add_argument("--path", help="a data file (for NAME = file)")
+
+    p = add("tune", _cmd_tune, "tune the proxy FNO of a study spec (resumable)")
+    p.add_argument("spec", help="a study spec TOML, e.g. studies/burgers.toml")
+    p.add_argument("--n-trials", type=int)
+    p.add_argument("--n-jobs", type=int)
+    p.add_argument("--study-name")
+    storage_arg(p)
+    device_arg(p)
+
+    p = add("transfer", _cmd_transfer, "transfer a tuned proxy study to K modes and train it")
+    p.add_argument("study", help="name of the proxy study")
+    p.add_argument("--modes", type=int, required=True, help="K of the target")
+    p.add_argument("--epochs", type=int, help="target epochs (default: the proxy's)")
+    p.add_argument("--eval-resolution", type=int, help="finer grid for the test error")
+    p.add_argument("--target-study", help="name of the target study")
+    p.add_argument("--plan-only", action="store_true", help="print the plan, do not train")
+    storage_arg(p)
+    device_arg(p)
+
+    p = add("run", _cmd_run, "tune, transfer and train the target of a study spec")
+    p.add_argument("spec")
+    storage_arg(p)
+    device_arg(p)
+
+    p = add("worker", _cmd_worker, "join an existing proxy study and run trials")
+    p.add_argument("study")
+    p.add_argument("--n-trials", type=int, required=True, help="finished trials to reach")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (differ per worker)")
+    p.add_argument("--sampler", default="tpe")
+    p.add_argument("--pruner", default="median")
+    storage_arg(p)
+    device_arg(p)
+
+    p = add("landscape", _cmd_landscape, "loss-vs-hyperparameter sweeps of a study spec")
+    p.add_argument("spec")
+    p.add_argument("--n-jobs", type=int, default=1)
+    storage_arg(p)
+
+    p = add("dashboard", _cmd_dashboard, "start optuna-dashboard on the storage")
+    p.add_argument("storage", nargs="?", default=None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+
+    p = add("demo", _cmd_demo, "Burgers end to end: proxy search, µP transfer, target run")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    storage_arg(p)
+    device_arg(p)
     return parser
 
 
@@ -69,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"transfer-tune: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("transfer-tune: interrupted", file=sys.stderr)
+        print("transfer-tune: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
 
 

@@ -1,0 +1,86 @@
+"""The command line: demo, spec errors (exit 2, one line), tune/transfer from a spec."""
+
+import subprocess
+import sys
+
+import pytest
+
+from transfer_tune.cli import main
+
+TINY_SPEC = """
+[problem]
+name = "burgers"
+resolution = 64
+n_train = 32
+n_val = 8
+n_test = 8
+
+[model]
+width = 8
+n_layers = 2
+proxy_modes = 4
+target_modes = 8
+
+[tune]
+n_trials = 2
+epochs = 1
+study_name = "cli"
+
+[target]
+epochs = 1
+
+[search_space]
+batch_size = [8, 16]
+"""
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "transfer_tune.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_demo_quick_prints_results_and_dashboard_command(tmp_path):
+    proc = run_cli("demo", "--quick", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "optuna-dashboard sqlite:///" in proc.stdout
+    assert "spectral" in proc.stdout and "target K=8" in proc.stdout
+    assert (tmp_path / "studies" / "transfer_tune.db").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        ("[problem\nname = 1", "not valid TOML"),
+        ("[problem]\nname = 'burgers'\n[model]\nwidht = 3\n", "unknown key(s) ['widht']"),
+        ("[model]\nwidth = 3\n", "needs [problem]"),
+    ],
+)
+def test_bad_spec_exits_2_with_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "spec.toml"
+    if content is not None:
+        path.write_text(content)
+    code = main(["tune", str(path), "--storage", str(tmp_path / "s.db")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_tune_then_transfer_from_the_cli(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    db = str(tmp_path / "s.db")
+    assert main(["tune", str(spec), "--storage", db, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "best values" in out and "transfer-tune transfer cli" in out
+    assert main(["transfer", "cli", "--modes", "8", "--storage", db, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "spectral" in out and "checkpoint:" in out
+    assert main(["transfer", "missing", "--modes", "8", "--storage", db]) == 2
+    assert "no study named 'missing'" in capsys.readouterr().err
