@@ -146,7 +146,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
     from transfer_tune.storage import normalize_url
-    from transfer_tune.tune import count_finished, run_worker
+    from transfer_tune.tune import count_finished, open_study_storage, run_worker
 
     url = normalize_url(args.storage)
     done = run_worker(
@@ -159,9 +159,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         device=args.device,
         progress=True,
     )
-    from transfer_tune.tune import _open_storage
-
-    study = optuna.load_study(study_name=args.study, storage=_open_storage(url))
+    study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
     print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")
     return 0

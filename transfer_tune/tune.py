@@ -133,13 +133,20 @@ def make_pruner(pruner: str | optuna.pruners.BasePruner | None) -> optuna.pruner
     raise TransferTuneError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
 
 
-def _open_storage(url: str):
+def open_study_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+):
+    """The storage for proxy studies: heartbeats and one retry of stale trials on RDB.
+
+    Defaults: ``HEARTBEAT_INTERVAL`` and ``GRACE_PERIOD`` seconds (journal files have no
+    heartbeats in Optuna).
+    """
     if url.startswith("journal:"):
         return get_storage(url)
     return get_storage(
         url,
-        heartbeat_interval=HEARTBEAT_INTERVAL,
-        grace_period=GRACE_PERIOD,
+        heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
+        grace_period=grace_period or GRACE_PERIOD,
         retry_stale_trials=1,
     )
 
@@ -219,12 +226,16 @@ def run_worker(
     device: str = "auto",
     threads: int | None = None,
     progress: bool = False,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
 ) -> int:
     """Join ``study_name`` and run trials until it holds ``n_trials`` finished ones.
 
     Returns the number of trials this worker finished. Safe to run in several processes or on
     several machines at once (each with its own ``seed``): a trial that starts after the
-    study is full is marked failed with the user attribute ``surplus`` and not run.
+    study is full is marked failed with the user attribute ``surplus`` and not run. On RDB
+    storages a trial whose worker stopped beating for ``grace_period`` seconds is failed and
+    re-queued once (Optuna's heartbeat and ``RetryHeartbeatStaleTrialCallback``).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -233,7 +244,7 @@ def run_worker(
     try:
         study = optuna.load_study(
             study_name=study_name,
-            storage=_open_storage(url),
+            storage=open_study_storage(url, heartbeat_interval, grace_period),
             sampler=make_sampler(sampler, seed),
             pruner=make_pruner(pruner),
         )
@@ -276,7 +287,7 @@ def create_proxy_study(
     url = normalize_url(storage)
     name = study_name or f"{setup.problem['name']}-proxy-K{setup.model['modes']}"
     study = optuna.create_study(
-        storage=_open_storage(url),
+        storage=open_study_storage(url),
         study_name=name,
         direction="minimize",
         load_if_exists=True,
