@@ -158,6 +158,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         device=args.device,
         progress=True,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
     study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
@@ -245,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampler seed (differ per worker)")
     p.add_argument("--sampler", default="tpe")
     p.add_argument("--pruner", default="median")
+    p.add_argument("--heartbeat-interval", type=int, help="seconds between heartbeats (RDB)")
+    p.add_argument("--grace-period", type=int, help="seconds before a silent trial is stale")
     storage_arg(p)
     device_arg(p)
 
