@@ -126,7 +126,7 @@ class SpectralConv(nn.Module):
             rows.append(idx)
             z = torch.fft.fft(z, dim=axis).index_select(axis, idx)
         # batched matmul over modes: (M, B, Cin) @ (M, Cin, Cout) -> (M, B, Cout)
-        z = z.reshape(batch, self.in_channels, -1).permute(2, 0, 1).contiguous()
+        z = z.flatten(2).permute(2, 0, 1).contiguous()
         z = torch.matmul(z, self.weight)
         z = z.permute(1, 2, 0).reshape(batch, self.out_channels, *self.mode_shape)
         # inverse transform: scatter the kept rows back, one axis at a time
@@ -153,7 +153,7 @@ class Pointwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch.matmul(self.weight, x.reshape(shape[0], shape[1], -1))
+        y = torch.matmul(self.weight, x.flatten(2))
         if self.bias is not None:
             y = y + self.bias[:, None]
         return y.reshape(shape[0], self.out_channels, *shape[2:])

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from transfer_tune import checkpoint as checkpoint_io
+from transfer_tune import distributed
 from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.parametrization import Parametrization, get_parametrization
 
@@ -288,6 +292,7 @@ def fit(
     eval_batch_size: int = 64,
     description: str = "train",
     divergence_threshold: float = 1e3,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model`` with Adam on the relative L2 loss; evaluate on the validation split.
 
@@ -315,6 +320,14 @@ def fit(
     divergence_threshold : float
         A mean relative L2 error above this also counts as divergence (a zero prediction
         scores 1, so 1e3 is far past any useful run; a huge finite loss is as lost as NaN).
+    checkpoint : path, optional
+        Training state (model, optimizer, schedule, batch order, history) written atomically
+        after every epoch; when the file exists at the start, training resumes from it and
+        ends exactly as an uninterrupted run would.
+
+    Under ``torchrun`` (an initialised process group) the model is wrapped in
+    DistributedDataParallel and every global batch of ``hparams.batch_size`` is split
+    across the ranks; the loss curve is that of one process with the same global batch.
 
     Returns
     -------
@@ -355,25 +368,47 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     callbacks = list(callbacks)
     result = TrainResult()
-    start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=description, disable=not progress, leave=False, unit="epoch")
-    model.train()
+    first_epoch = 0
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        state = _load_state(checkpoint, hparams, epochs, seed, n)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            result.history = [EpochRecord(**r) for r in state["history"]]
+            result.steps = state["steps"]
+            first_epoch = len(result.history)
+    # under torchrun the global batch is split across ranks and DDP averages the gradients
+    net = nn.parallel.DistributedDataParallel(model) if distributed.is_distributed() else model
+    scale = distributed.world_size()
+    start = time.perf_counter() - (result.history[-1].seconds if result.history else 0.0)
+    bar = tqdm(
+        range(first_epoch, epochs),
+        desc=description,
+        disable=not (progress and distributed.is_main()),
+        leave=False,
+        unit="epoch",
+    )
+    net.train()
     for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), dtype=torch.float64, device=device)
         for begin in range(0, n, hparams.batch_size):
             idx = order[begin : begin + hparams.batch_size]
-            pred = model(x_train.index_select(0, idx))
-            target = y_train.index_select(0, idx)
-            loss = relative_l2(pred, target)
+            local, weight = distributed.local_part(idx)
+            pred = net(x_train.index_select(0, local))
+            errors = weight * relative_l2(pred, y_train.index_select(0, local), reduction="sum")
+            loss = errors * (scale / idx.numel())  # DDP's mean over ranks -> global batch mean
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients(model.parameters(), hparams.clip, hparams.clip_value)
             optimizer.step()
             scheduler.step()
-            total += loss.detach().double() * idx.numel()
+            total += errors.detach().double()
             result.steps += 1
-        train_loss = float(total) / n
+        train_loss = float(distributed.all_reduce_sum(total)) / n
         if _diverged(train_loss, divergence_threshold):
             raise DivergenceError(
                 f"training loss became {train_loss} in epoch {epoch} at lr={hparams.lr:g}",
@@ -395,6 +430,19 @@ def fit(
             seconds=time.perf_counter() - start,
         )
         result.history.append(record)
+        if checkpoint is not None and distributed.is_main():
+            checkpoint_io.save(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": [asdict(r) for r in result.history],
+                    "steps": result.steps,
+                    "fingerprint": _fingerprint(hparams, epochs, seed, n),
+                },
+            )
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}" if has_val else "-")
         stop = False
         for callback in callbacks:
@@ -405,3 +453,24 @@ def fit(
     bar.close()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _fingerprint(hparams: HParams, epochs: int, seed: int, n: int) -> dict:
+    return {"hparams": hparams.to_dict(), "epochs": epochs, "seed": seed, "n_train": n}
+
+
+def _load_state(path: Path, hparams: HParams, epochs: int, seed: int, n: int) -> dict | None:
+    """The saved training state to resume from, or ``None`` to start afresh."""
+    if not path.exists():
+        return None
+    try:
+        state = checkpoint_io.load(path)
+    except Exception as exc:  # a torn or foreign file: start again rather than trust it
+        warnings.warn(f"ignoring unreadable training state {path}: {exc}", stacklevel=3)
+        return None
+    if state.get("fingerprint") != _fingerprint(hparams, epochs, seed, n):
+        raise TransferTuneError(
+            f"the training state {path} belongs to a run with other settings; "
+            "delete it to start afresh or resume with the same settings"
+        )
+    return state

@@ -9,8 +9,6 @@ finer one, its wall time, and a checkpoint next to the storage.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,12 +16,15 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
+from transfer_tune import checkpoint as checkpoint_io
+from transfer_tune import distributed
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.model import FNO, check_modes
 from transfer_tune.parametrization import get_parametrization
 from transfer_tune.storage import checkpoint_dir, get_storage, normalize_url
-from transfer_tune.train import HParams, TrainData, evaluate, fit, relative_l2
+from transfer_tune.train import HParams, TrainData, evaluate, fit, relative_l2, resolve_device
 from transfer_tune.tune import ProxySetup, best_values, load_problem
 
 
@@ -133,24 +134,9 @@ class TargetResult:
         )
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint written by :func:`run_target` (never unpickles: weights_only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint_io.load(path)
 
 
 @torch.no_grad()
@@ -172,6 +158,32 @@ def _fine_resolution(problem, eval_resolution: int | None) -> int | None:
     return candidate
 
 
+def _start_target_study(store, name: str, plan: TargetPlan, problem_config: dict):
+    """Create (or reopen after a crash) the target study and open its one trial (rank 0)."""
+    study = optuna.create_study(
+        storage=store, study_name=name, direction="minimize", load_if_exists=True
+    )
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise TransferTuneError(
+            f"target study {name!r} already holds a finished run; choose another study_name"
+        )
+    if study.user_attrs.get("kind") == "target" and study.user_attrs.get("plan") != plan.to_dict():
+        raise TransferTuneError(
+            f"target study {name!r} was started with another plan; choose another study_name"
+        )
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # a run killed before it finished: this launch resumes it from its training state
+        study.tell(stale.number, state=TrialState.FAIL)
+    attrs = {"kind": "target", "proxy_study": plan.proxy_study, "plan": plan.to_dict()}
+    for key, value in {**attrs, "problem": problem_config}.items():
+        study.set_user_attr(key, value)
+    trial = study.ask()
+    trial.set_user_attr(
+        "hparams", {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
+    )
+    return study, trial
+
+
 def run_target(
     plan: TargetPlan,
     storage: str | None = None,
@@ -183,6 +195,11 @@ def run_target(
     progress: bool = True,
 ) -> TargetResult:
     """Train the target FNO of ``plan`` once and record it in ``storage``.
+
+    The training state is saved after every epoch next to the storage
+    (``<checkpoints>/<study>.state.pt``); launching the same run again after a crash resumes
+    from it and ends as the uninterrupted run would. Under ``torchrun`` the global batch is
+    split across ranks and only rank 0 writes to the storage and the checkpoints.
 
     Parameters
     ----------
@@ -206,33 +223,26 @@ def run_target(
     problem = load_problem(setup.problem)
     check_modes(plan.modes, problem.grid_shape)
     name = study_name or f"{plan.proxy_study}-target-K{plan.modes}"
-    study = optuna.create_study(
-        storage=store, study_name=name, direction="minimize", load_if_exists=True
-    )
-    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        raise TransferTuneError(
-            f"target study {name!r} already holds a finished run; choose another study_name"
-        )
-    for key, value in {
-        "kind": "target",
-        "proxy_study": plan.proxy_study,
-        "plan": plan.to_dict(),
-        "problem": setup.problem,
-    }.items():
-        study.set_user_attr(key, value)
-    trial = study.ask()
-    trial.set_user_attr(
-        "hparams", {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
-    )
+    distributed.init_from_env(resolve_device(device))
+    main = distributed.is_main()
+    if main:
+        study, trial = _start_target_study(store, name, plan, setup.problem)
+        problem.dataset("train"), problem.dataset("val")  # generate once, then the others read
+    distributed.barrier()
 
     par = get_parametrization(**plan.parametrization)
     model = FNO(**plan.model)
     par.initialize(model, generator=torch.Generator().manual_seed(seed))
     x, y = problem.dataset("train")
     xv, yv = problem.dataset("val")
+    folder = checkpoint_dir(url)
+
+    reported: set[int] = set()
 
     def report(record) -> None:
-        trial.report(record.val_loss, record.epoch)
+        if main:
+            trial.report(record.val_loss, record.epoch)
+            reported.add(record.epoch)
 
     start = time.perf_counter()
     try:
@@ -247,11 +257,20 @@ def run_target(
             device=device,
             progress=progress,
             description=f"target K={plan.modes}",
+            checkpoint=folder / f"{name}.state.pt",
         )
     except BaseException:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if main:
+            study.tell(trial, state=TrialState.FAIL)
         raise
     seconds = time.perf_counter() - start
+    history = result.to_dict()["history"]
+    path = folder / f"{name}.pt"
+    if not main:
+        return TargetResult(study_name=name, metrics={}, history=history, checkpoint=str(path))
+    for record in result.history:
+        if record.epoch not in reported:  # epochs restored from a resumed training state
+            trial.report(record.val_loss, record.epoch)
     model = model.cpu()
     xt, yt = problem.dataset("test")
     metrics: dict[str, Any] = {
@@ -262,7 +281,9 @@ def run_target(
         "test_l2": physical_error(model, problem, xt, yt),
         "resolution": problem.resolution,
         "seconds": seconds,
+        "train_seconds": result.seconds,
         "steps": result.steps,
+        "world_size": distributed.world_size(),
     }
     fine = _fine_resolution(problem, eval_resolution)
     if fine is not None:
@@ -271,8 +292,7 @@ def run_target(
         xf, yf = fine_problem.dataset("test")
         metrics["fine_resolution"] = fine
         metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
-    path = checkpoint_dir(url) / f"{name}.pt"
-    save_checkpoint(
+    checkpoint_io.save(
         path,
         {
             "model_state": model.state_dict(),
@@ -282,7 +302,7 @@ def run_target(
             "problem": setup.problem,
             "normalizers": problem.normalizers.state_dict(),
             "metrics": metrics,
-            "history": result.to_dict()["history"],
+            "history": history,
         },
     )
     trial.set_user_attr("metrics", metrics)
@@ -290,12 +310,7 @@ def run_target(
     study.set_user_attr("checkpoint", str(path))
     study.tell(trial, metrics["test_l2"])
     proxy.set_user_attr("target_study", name)
-    return TargetResult(
-        study_name=name,
-        metrics=metrics,
-        history=result.to_dict()["history"],
-        checkpoint=str(path),
-    )
+    return TargetResult(study_name=name, metrics=metrics, history=history, checkpoint=str(path))
 
 
 def transfer(

@@ -1,0 +1,165 @@
+"""Crash recovery and scale-out of the target run: resume after SIGKILL, torchrun == 1 process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY_BURGERS
+from transfer_tune import checkpoint
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.model import FNO
+from transfer_tune.parametrization import get_parametrization
+from transfer_tune.train import HParams, TrainData, fit
+from transfer_tune.tune import tune
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def tiny_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 1, 32, generator=g)
+    y = torch.roll(x, 3, dims=-1) * 0.5
+    return TrainData(x[:16], y[:16], x[16:], y[16:])
+
+
+def tiny_model():
+    model = FNO(dim=1, modes=6, width=8, n_layers=2, projection_width=16)
+    get_parametrization("mup", base_modes=4).initialize(model, torch.Generator().manual_seed(0))
+    return model
+
+
+def test_fit_resumes_from_its_state_exactly(tmp_path):
+    hp = HParams(lr=3e-3, batch_size=4)
+    whole = fit(tiny_model(), tiny_data(), hp, 5, device="cpu", seed=2)
+    state = tmp_path / "run.state.pt"
+
+    def crash(record):
+        if record.epoch == 2:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny_model(), tiny_data(), hp, 5, [crash], device="cpu", seed=2, checkpoint=state)
+    assert len(checkpoint.load(state)["history"]) == 3  # epochs 0..2 were saved
+    resumed = fit(tiny_model(), tiny_data(), hp, 5, device="cpu", seed=2, checkpoint=state)
+    assert [r.epoch for r in resumed.history] == [0, 1, 2, 3, 4]
+    assert abs(resumed.val_loss - whole.val_loss) < 1e-6
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
+    with pytest.raises(TransferTuneError, match="other settings"):
+        fit(
+            tiny_model(),
+            tiny_data(),
+            HParams(lr=1e-3, batch_size=4),
+            5,
+            device="cpu",
+            checkpoint=state,
+        )
+
+
+def transfer_cmd(storage, name, epochs):
+    return [
+        sys.executable,
+        "-m",
+        "transfer_tune.cli",
+        "transfer",
+        "proxy",
+        "--modes",
+        "8",
+        "--epochs",
+        str(epochs),
+        "--storage",
+        storage,
+        "--target-study",
+        name,
+        "--device",
+        "cpu",
+    ]
+
+
+def test_target_run_killed_mid_training_resumes_to_the_same_loss(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tune(
+        "burgers",
+        4,
+        width=16,
+        n_layers=2,
+        n_trials=2,
+        epochs=1,
+        storage=url,
+        study_name="proxy",
+        problem_overrides=TINY_BURGERS,
+        search_space={"batch_size": [8]},
+        device="cpu",
+        progress=False,
+    )
+    epochs = 40
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run(
+        transfer_cmd(url, "whole", epochs), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr
+    state = tmp_path / "s_checkpoints" / "killed.state.pt"
+    proc = subprocess.Popen(
+        transfer_cmd(url, "killed", epochs),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(checkpoint.load(state)["history"])
+    assert 1 <= done < epochs, f"killed after {done} epochs: not mid-training"
+    again = subprocess.run(
+        transfer_cmd(url, "killed", epochs), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    import optuna
+
+    a = optuna.load_study(study_name="whole", storage=url)
+    b = optuna.load_study(study_name="killed", storage=url)
+    assert abs(a.user_attrs["metrics"]["val_loss"] - b.user_attrs["metrics"]["val_loss"]) < 1e-6
+    assert abs(a.best_value - b.best_value) < 1e-6
+    states = [t.state.name for t in b.get_trials()]
+    assert states == ["FAIL", "COMPLETE"]  # the killed launch, then the resumed one
+    assert len(b.best_trial.intermediate_values) == epochs
+
+
+@pytest.mark.parametrize("batch", [8, 7])
+def test_torchrun_two_ranks_match_one_process(batch):
+    one = subprocess.run(
+        [sys.executable, str(SCRIPTS / "ddp_fit.py"), str(batch)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(SCRIPTS / "ddp_fit.py"),
+            str(batch),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = json.loads(one.stdout.strip().splitlines()[-1])
+    b = json.loads(two.stdout.strip().splitlines()[-1])
+    assert (a["world"], b["world"]) == (1, 2)
+    for (ta, va), (tb, vb) in zip(a["curve"], b["curve"], strict=True):
+        assert abs(ta - tb) < 1e-5 and abs(va - vb) < 1e-5
