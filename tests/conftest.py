@@ -2,6 +2,11 @@
 
 import optuna
 import pytest
+import torch
+
+# Tiny models run far faster on one thread than on two contended ones (and just as
+# deterministically); subprocesses started by tests set their own threads.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

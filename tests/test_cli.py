@@ -84,3 +84,39 @@ def test_tune_then_transfer_from_the_cli(tmp_path, capsys):
     assert "spectral" in out and "checkpoint:" in out
     assert main(["transfer", "missing", "--modes", "8", "--storage", db]) == 2
     assert "no study named 'missing'" in capsys.readouterr().err
+
+
+LANDSCAPE_SPEC = """
+[problem]
+name = "burgers"
+resolution = 64
+n_train = 16
+n_val = 8
+n_test = 8
+
+[model]
+width = 8
+n_layers = 2
+
+[landscape]
+modes = [4, 8]
+param = "lr"
+values = [1e-3, 1e-2]
+parametrizations = ["mup", "sp"]
+seeds = [0]
+epochs = 1
+"""
+
+
+def test_landscape_from_the_cli_writes_sweep_and_verdicts(tmp_path, capsys):
+    spec = tmp_path / "land.toml"
+    spec.write_text(LANDSCAPE_SPEC)
+    db = str(tmp_path / "s.db")
+    assert main(["landscape", str(spec), "--storage", db]) == 0
+    out = capsys.readouterr().out
+    assert "optuna-dashboard" in out
+    import optuna
+
+    names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")}
+    assert len(names) == 4  # (µP, SP) x (K = 4, 8)
+    assert main(["dashboard", str(tmp_path / "missing.db")]) == 2

@@ -75,6 +75,7 @@ def tune_then_transfer(
     eval_resolution: int | None = None,
     target_study_name: str | None = None,
     progress: bool = True,
+    annotate: bool = True,
 ) -> TransferResult:
     """Tune the proxy FNO (K = ``proxy_modes``), transfer with µP, train the target once.
 
@@ -102,6 +103,9 @@ def tune_then_transfer(
         Seeds sampler, initialisations and batch order.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    annotate : bool
+        Write optuna-dashboard notes, the tuning-history figure (HTML) and the checkpoint as
+        artifacts on the proxy and target studies.
 
     Returns
     -------
@@ -155,6 +159,10 @@ def tune_then_transfer(
     }
     compute["search_fraction_of_target"] = compute["proxy_seconds"] / max(target_seconds, 1e-9)
     study.set_user_attr("compute", compute)
+    if annotate:
+        from transfer_tune.dashboard import annotate_proxy_study
+
+        annotate_proxy_study(url, study.study_name, image_formats=())
     return TransferResult(
         study=study,
         proxy_params=best_values(study),

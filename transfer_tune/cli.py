@@ -168,12 +168,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
+    from transfer_tune.dashboard import annotate_sweep
     from transfer_tune.landscape import sweep_from_spec
     from transfer_tune.spec import load_spec
+    from transfer_tune.storage import dashboard_command
 
     spec = load_spec(args.spec)
-    result = sweep_from_spec(spec.raw, storage=args.storage, n_jobs=args.n_jobs)
-    print(result)
+    result = sweep_from_spec(spec.raw, storage=args.storage, n_jobs=args.n_jobs, progress=True)
+    print(result.summary())
+    print(annotate_sweep(result.storage, result.name).markdown())
+    print(f"inspect: {dashboard_command(result.storage)}")
     return 0
 
 
