@@ -1,0 +1,339 @@
+"""Gaussian random fields sampled spectrally, plus the sampling utilities the PDE generators share.
+
+Covariance convention
+---------------------
+A field ``u`` on the unit interval or unit square (``d = 1, 2``) is drawn from the centred
+Gaussian measure ``N(0, C)`` with covariance operator
+
+    C = sigma^2 (-Laplacian + tau^2 I)^(-alpha),
+
+written in its Karhunen-Loeve expansion over the L2-orthonormal eigenfunctions of the Laplacian:
+
+* ``boundary="periodic"`` (unit torus): ``phi_k(x) = exp(2 pi i k.x)``, Laplacian eigenvalue
+  ``-(2 pi |k|)^2``, so the covariance eigenvalue is
+  ``lambda_k = sigma^2 ((2 pi |k|)^2 + tau^2)^(-alpha)``.  The grid has ``n`` points per axis at
+  ``x_j = j / n`` and carries the modes ``k = -n/2 .. n/2 - 1`` (numpy's ``fftfreq`` order).
+  ``u(x) = sum_k sqrt(lambda_k) zeta_k phi_k(x)`` with complex standard normals
+  (``E|zeta_k|^2 = 1``, ``zeta_{-k} = conj(zeta_k)``), so that ``E[u(x) u(y)] =
+  sum_k lambda_k exp(2 pi i k.(x - y))``.  The discrete Fourier coefficient
+  ``fftn(u) / n^d`` of mode ``k`` therefore has ``E|.|^2 = lambda_k``.  On an even grid the
+  Nyquist mode is the grid's real cosine ``(-1)^j`` with variance ``lambda_k``.
+* ``boundary="neumann"`` (zero normal derivative on the unit square): ``phi_k(x) =
+  prod_i c_{k_i} cos(pi k_i x_i)`` with ``c_0 = 1``, ``c_{k>0} = sqrt(2)``, Laplacian
+  eigenvalue ``-(pi |k|)^2``, so ``lambda_k = sigma^2 ((pi |k|)^2 + tau^2)^(-alpha)`` and
+  ``u = sum_k sqrt(lambda_k) xi_k phi_k`` with real iid ``xi_k ~ N(0, 1)``, ``k_i = 0 .. n-1``.
+  The grid is the node grid ``x_j = j / (n - 1)`` including both boundary nodes; the sum is
+  evaluated with a type-I discrete cosine transform.  This is the field of the original FNO
+  Darcy data (their generator uses the same cosine basis and drops the constant mode).
+
+Zero mode: ``zero_mean=True`` (the default, as in every original FNO generator) drops the
+constant mode ``k = 0``, so every realisation has exactly zero spatial mean; ``zero_mean=False``
+keeps it with variance ``lambda_0 = sigma^2 tau^(-2 alpha)``.
+
+Sampling utilities
+------------------
+The PDE generators (:mod:`pdes.burgers`, :mod:`pdes.darcy`, :mod:`pdes.navier_stokes`) draw
+sample ``i`` of seed ``s`` from its own generator ``default_rng(SeedSequence(s, spawn_key=(i,)))``
+(the ``i``-th child of ``default_rng(s)``), see :func:`sample_generators`.  Sample ``i`` is thus
+the same whatever the number of samples, the chunking and the number of worker processes.
+:func:`resolve_params` and :func:`map_chunks` are the parameter check and the chunked, optionally
+parallel, progress-reporting driver that the generators share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.fft as sfft
+
+from transfer_tune.errors import TransferTuneError
+
+__all__ = [
+    "GaussianRandomField",
+    "check_generate_args",
+    "map_chunks",
+    "resolve_params",
+    "sample_generators",
+]
+
+
+class GaussianRandomField:
+    """Centred Gaussian random field ``N(0, sigma^2 (-Laplacian + tau^2 I)^(-alpha))`` on a grid.
+
+    See the module docstring for the exact convention (eigenfunctions, eigenvalues, grid and
+    zero mode).
+
+    Parameters
+    ----------
+    dim : int
+        Spatial dimension, 1 or 2.
+    n : int
+        Grid points per axis (periodic: ``x_j = j/n``; neumann: nodes ``x_j = j/(n-1)``).
+    alpha : float
+        Smoothness exponent (> d/2 for a field with finite pointwise variance).
+    tau : float
+        Inverse length scale.
+    sigma : float
+        Amplitude; the covariance operator is multiplied by ``sigma**2``.
+    boundary : {"periodic", "neumann"}
+        Periodic unit torus (Fourier basis) or zero-Neumann unit cube (cosine basis).
+    zero_mean : bool
+        Drop the constant mode (default, as in the original FNO generators).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n: int,
+        alpha: float = 2.0,
+        tau: float = 3.0,
+        sigma: float = 1.0,
+        boundary: str = "periodic",
+        zero_mean: bool = True,
+    ) -> None:
+        if dim not in (1, 2):
+            raise TransferTuneError(f"GaussianRandomField supports dim 1 or 2, got dim={dim}.")
+        if boundary not in ("periodic", "neumann"):
+            raise TransferTuneError(f"unknown boundary {boundary!r}; use 'periodic' or 'neumann'.")
+        min_n = 2 if boundary == "periodic" else 3
+        if int(n) != n or n < min_n:
+            raise TransferTuneError(f"grid size n must be an integer >= {min_n}, got {n!r}.")
+        if not (tau > 0 and sigma >= 0 and alpha > 0):
+            raise TransferTuneError(
+                f"need alpha > 0, tau > 0 and sigma >= 0, got alpha={alpha}, tau={tau}, "
+                f"sigma={sigma}."
+            )
+        self.dim = int(dim)
+        self.n = int(n)
+        self.alpha = float(alpha)
+        self.tau = float(tau)
+        self.sigma = float(sigma)
+        self.boundary = boundary
+        self.zero_mean = bool(zero_mean)
+        self.shape: tuple[int, ...] = (self.n,) * self.dim
+        self._sqrt_eig = self._spectral_sqrt()
+
+    # ------------------------------------------------------------------ spectrum
+    def wavenumbers(self) -> np.ndarray:
+        """Integer wavenumbers of the grid's modes, shape ``(dim, *shape)``.
+
+        Periodic: numpy ``fftfreq`` order (``fftn`` layout); neumann: ``0 .. n-1`` (DCT layout).
+        """
+        if self.boundary == "periodic":
+            k1 = np.fft.fftfreq(self.n, d=1.0 / self.n)
+        else:
+            k1 = np.arange(self.n, dtype=float)
+        return np.stack(np.meshgrid(*([k1] * self.dim), indexing="ij"))
+
+    def eigenvalues(self) -> np.ndarray:
+        """Covariance eigenvalue ``lambda_k`` of every grid mode, laid out like :meth:`wavenumbers`.
+
+        The constant mode is 0 when ``zero_mean`` is set.
+        """
+        k = self.wavenumbers()
+        scale = 2.0 * np.pi if self.boundary == "periodic" else np.pi
+        lam = self.sigma**2 * ((scale**2) * np.sum(k**2, axis=0) + self.tau**2) ** (-self.alpha)
+        if self.zero_mean:
+            lam[(0,) * self.dim] = 0.0
+        return lam
+
+    def pointwise_variance(self) -> float:
+        """Variance of the field at any grid point (periodic: sum of ``lambda_k``)."""
+        if self.boundary != "periodic":
+            raise TransferTuneError("pointwise_variance is constant only for periodic fields.")
+        return float(self.eigenvalues().sum())
+
+    def _spectral_sqrt(self) -> np.ndarray:
+        lam = self.eigenvalues()
+        if self.boundary == "periodic":
+            # rfftn layout: last axis keeps 0..n//2; lambda depends on |k| only.
+            return np.sqrt(lam[..., : self.n // 2 + 1])
+        # neumann: sqrt(lambda) times the basis normalisation c_k, times the DCT-I weights
+        # (dct type 1 doubles the interior terms, see _cosine_synthesis)
+        c = np.full(self.n, np.sqrt(2.0))
+        c[0] = 1.0
+        w = np.full(self.n, 0.5)
+        w[0] = w[-1] = 1.0
+        cw = c * w
+        weight = cw if self.dim == 1 else np.multiply.outer(cw, cw)
+        return np.sqrt(lam) * weight
+
+    # ------------------------------------------------------------------ sampling
+    def from_white_noise(self, noise: np.ndarray) -> np.ndarray:
+        """Map iid standard normal noise of shape ``(batch, *shape)`` to field samples.
+
+        This is the deterministic part of :meth:`sample`; it is linear in ``noise``.
+
+        Parameters
+        ----------
+        noise : ndarray, shape (batch, *shape)
+            Independent N(0, 1) entries.
+
+        Returns
+        -------
+        ndarray, shape (batch, *shape), float64
+        """
+        noise = np.asarray(noise, dtype=np.float64)
+        if noise.shape[1:] != self.shape:
+            raise TransferTuneError(
+                f"noise has shape {noise.shape}, expected (batch, *{self.shape})."
+            )
+        axes = tuple(range(-self.dim, 0))
+        if self.boundary == "periodic":
+            # fft of real white noise / sqrt(N) = Hermitian complex normals with E|z|^2 = 1,
+            # real (variance 1) on the self-conjugate modes; u = sum_k sqrt(lam) z_k e^{2 pi i kx}.
+            n_total = self.n**self.dim
+            spec = sfft.rfftn(noise, axes=axes) * self._sqrt_eig
+            return sfft.irfftn(spec, s=self.shape, axes=axes) * np.sqrt(n_total)
+        return sfft.dctn(noise * self._sqrt_eig, type=1, axes=axes)
+
+    def sample(
+        self, n_samples: int, rng: np.random.Generator | Sequence[np.random.Generator]
+    ) -> np.ndarray:
+        """Draw ``n_samples`` independent realisations.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of fields.
+        rng : numpy Generator or sequence of Generators
+            One generator for the whole batch, or one generator per sample (sample ``i`` then
+            depends only on ``rng[i]``).
+
+        Returns
+        -------
+        ndarray, shape (n_samples, *shape), float64
+        """
+        if isinstance(rng, np.random.Generator):
+            noise = rng.standard_normal((n_samples, *self.shape))
+        else:
+            if len(rng) != n_samples:
+                raise TransferTuneError(
+                    f"got {len(rng)} generators for {n_samples} samples; pass one per sample."
+                )
+            noise = (
+                np.stack([g.standard_normal(self.shape) for g in rng])
+                if n_samples
+                else (np.zeros((0, *self.shape)))
+            )
+        return self.from_white_noise(noise)
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianRandomField(dim={self.dim}, n={self.n}, alpha={self.alpha}, tau={self.tau}, "
+            f"sigma={self.sigma}, boundary={self.boundary!r}, zero_mean={self.zero_mean})"
+        )
+
+
+# ---------------------------------------------------------------------- shared utilities
+def sample_generators(seed: int, start: int, stop: int) -> list[np.random.Generator]:
+    """One independent generator per sample index in ``range(start, stop)``.
+
+    Sample ``i`` uses ``np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))``,
+    which is the ``i``-th child of ``np.random.default_rng(seed)`` (``.spawn``).
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative dataset seed.
+    start, stop : int
+        Sample index range.
+    """
+    if int(seed) != seed or seed < 0:
+        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
+    return [
+        np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
+        for i in range(start, stop)
+    ]
+
+
+def resolve_params(
+    defaults: Mapping[str, Any], params: Mapping[str, Any], problem: str
+) -> dict[str, Any]:
+    """Merge ``params`` over ``defaults``; an unknown key raises :class:`TransferTuneError`.
+
+    Parameters
+    ----------
+    defaults : mapping
+        The problem's ``DEFAULTS``.
+    params : mapping
+        User overrides.
+    problem : str
+        Problem name for the error message.
+    """
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise TransferTuneError(
+            f"unknown {problem} parameter(s) {unknown}; valid keys: {sorted(defaults)}."
+        )
+    out = dict(defaults)
+    out.update(params)
+    return out
+
+
+def check_generate_args(n_samples: int, seed: int) -> None:
+    """Validate the common ``generate`` arguments (non-negative integers)."""
+    if int(n_samples) != n_samples or n_samples < 0:
+        raise TransferTuneError(f"n_samples must be a non-negative integer, got {n_samples!r}.")
+    if int(seed) != seed or seed < 0:
+        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
+def map_chunks(
+    fn: Callable[..., tuple[np.ndarray, ...]],
+    n_samples: int,
+    chunk_size: int,
+    *args: Any,
+    n_jobs: int = 1,
+    progress: bool = False,
+    desc: str = "",
+) -> tuple[np.ndarray, ...]:
+    """Run ``fn(start, stop, *args)`` over consecutive sample chunks and concatenate the outputs.
+
+    Parameters
+    ----------
+    fn : callable
+        Picklable (module-level) function returning a tuple of arrays with ``stop - start`` rows.
+    n_samples, chunk_size : int
+        Total samples and samples per call.
+    *args
+        Extra positional arguments for ``fn``.
+    n_jobs : int
+        joblib worker processes (``1``: run in this process; ``-1``: all cores).
+    progress : bool
+        Show a tqdm bar counting samples.
+    desc : str
+        Bar label.
+
+    Returns
+    -------
+    tuple of ndarray
+        Each output of ``fn`` concatenated along axis 0 in sample order.
+    """
+    bounds = [(s, min(s + chunk_size, n_samples)) for s in range(0, n_samples, chunk_size)]
+    if not bounds:
+        return fn(0, 0, *args)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_samples, desc=desc, unit="sample")
+
+    results: list[tuple[np.ndarray, ...]] = []
+    if n_jobs == 1 or len(bounds) == 1:
+        iterator: Iterator[tuple[np.ndarray, ...]] = (fn(a, b, *args) for a, b in bounds)
+    else:
+        from joblib import Parallel, delayed
+
+        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(fn)(a, b, *args) for a, b in bounds
+        )
+    for (a, b), res in zip(bounds, iterator, strict=True):
+        results.append(res)
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    return tuple(np.concatenate(parts, axis=0) for parts in zip(*results, strict=True))
