@@ -866,6 +866,8 @@ def _file_problem(overrides: dict[str, Any]) -> Problem:
         )
     for key in ("path", "test_path"):
         if params[key] is not None:
+            if not isinstance(params[key], (str, os.PathLike)):
+                raise TransferTuneError(f"{key} must be a file path, got {params[key]!r}.")
             p = Path(os.fspath(params[key])).expanduser().absolute()
             if not p.is_file():
                 raise TransferTuneError(f"{key}={str(p)!r} does not exist (or is not a file).")

@@ -79,8 +79,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         train=kw["train"],
         problem_overrides=kw["problem_overrides"],
     )
+    values = best_values(study)  # a clear error when every trial was pruned or diverged
     print(f"study {study.study_name!r}: best val rel-L2 {study.best_value:.4f}")
-    print("best values:", best_values(study))
+    print("best values:", values)
     print(f"next: transfer-tune transfer {study.study_name} --modes K --storage {url}")
     print(f"inspect: {dashboard_command(url)}")
     return 0
@@ -146,7 +147,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
     from transfer_tune.storage import normalize_url
-    from transfer_tune.tune import count_finished, open_study_storage, run_worker
+    from transfer_tune.tune import best_values, count_finished, open_study_storage, run_worker
 
     url = normalize_url(args.storage)
     done = run_worker(
@@ -163,6 +164,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
     study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
+    best_values(study)  # a clear error when no trial completed
     print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")
     return 0
 

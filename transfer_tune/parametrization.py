@@ -91,8 +91,14 @@ class Parametrization:
                 f"base_modes (K_base) must be an integer >= 2, got {self.base_modes!r} "
                 "(the µP rule divides by ln K)"
             )
-        if self.spectral_std is not None and not self.spectral_std > 0:
-            raise TransferTuneError(f"spectral_std must be > 0, got {self.spectral_std!r}")
+        std = self.spectral_std
+        if std is not None and not (
+            isinstance(std, (int, float))
+            and not isinstance(std, bool)
+            and math.isfinite(std)
+            and std > 0
+        ):
+            raise TransferTuneError(f"spectral_std must be a finite number > 0, got {std!r}")
 
     # -- the rule -------------------------------------------------------------------------
     def spectral_multiplier(self, modes: int, dim: int) -> float:

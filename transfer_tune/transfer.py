@@ -91,6 +91,7 @@ def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = N
     """The target plan from the best trial of a proxy ``study`` and the target's K."""
     setup = ProxySetup.from_study(study)
     values = best_values(study)
+    check_modes(target_modes, load_problem(setup.problem).grid_shape)  # before any plan
     base = get_parametrization(**setup.parametrization)
     dim = setup.model["dim"]
     scales = base.role_scales(target_modes, dim)

@@ -266,7 +266,8 @@ def run_worker(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
-        if _claimed_before(study) >= n_trials:
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if _claimed_before(study) >= n_trials and not waiting:  # retries still get run
             break
         study.optimize(objective, n_trials=1, catch=(_SurplusTrial,), gc_after_trial=False)
         done += 1
@@ -375,6 +376,10 @@ def tune(
         raise TransferTuneError(f"n_trials must be a positive integer, got {n_trials!r}")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise TransferTuneError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TransferTuneError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TransferTuneError(f"seed must be an integer >= 0, got {seed!r}")
     prob = load_problem(problem, problem_overrides)
     space = SearchSpace.from_dict(search_space)
     train = dict(train or {})
@@ -430,8 +435,10 @@ def tune(
 def best_values(study: optuna.Study) -> dict[str, Any]:
     """The best trial's hyperparameter values (lr, batch_size, beta1, beta2)."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
         raise TransferTuneError(
-            f"study {study.study_name!r} has no complete trial yet; run more trials first"
+            f"study {study.study_name!r} has no complete trial yet ({pruned} pruned or "
+            "diverged); run more trials, or lower the learning-rate range if they diverge"
         )
     setup = ProxySetup.from_study(study)
     space = SearchSpace.from_dict(setup.search_space)
