@@ -45,13 +45,14 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from pdes.grf import (
-    GaussianRandomField,
+from pdes.generation import (
     check_generate_args,
+    check_subsample_resolution,
     map_chunks,
     resolve_params,
     sample_generators,
 )
+from pdes.grf import GaussianRandomField
 from transfer_tune.errors import TransferTuneError
 
 __all__ = ["DEFAULTS", "DIM", "check_resolution", "etdrk4_coefficients", "generate", "solve"]
@@ -178,14 +179,12 @@ def check_resolution(resolution: int, **params: Any) -> None:
         Overrides of :data:`DEFAULTS` (``n_fine`` matters here).
     """
     p = _params(params)
-    n_fine = int(p["n_fine"])
-    if int(resolution) != resolution or resolution < 2 or n_fine % int(resolution):
-        divisors = [d for d in range(2, n_fine + 1) if n_fine % d == 0]
-        raise TransferTuneError(
-            f"burgers resolution {resolution!r} is not a subsample of the fine grid "
-            f"n_fine={n_fine}: it must divide n_fine (allowed: {divisors}). Pick one of those, "
-            f"or set n_fine to a multiple of {resolution} (e.g. n_fine={_suggest(resolution)})."
-        )
+    check_subsample_resolution(
+        "burgers",
+        resolution,
+        int(p["n_fine"]),
+        f"set n_fine to a multiple of {resolution} (e.g. n_fine={_suggest(resolution)}).",
+    )
 
 
 def _suggest(resolution: Any) -> int:

@@ -45,13 +45,13 @@ import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
-from pdes.grf import (
-    GaussianRandomField,
+from pdes.generation import (
     check_generate_args,
     map_chunks,
     resolve_params,
     sample_generators,
 )
+from pdes.grf import GaussianRandomField
 from transfer_tune.errors import TransferTuneError
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Gaussian random fields sampled spectrally, plus the sampling utilities the PDE generators share.
+"""Gaussian random fields sampled spectrally (periodic and zero-Neumann, d = 1, 2).
 
 Covariance convention
 ---------------------
@@ -30,33 +30,19 @@ Zero mode: ``zero_mean=True`` (the default, as in every original FNO generator) 
 constant mode ``k = 0``, so every realisation has exactly zero spatial mean; ``zero_mean=False``
 keeps it with variance ``lambda_0 = sigma^2 tau^(-2 alpha)``.
 
-Sampling utilities
-------------------
-The PDE generators (:mod:`pdes.burgers`, :mod:`pdes.darcy`, :mod:`pdes.navier_stokes`) draw
-sample ``i`` of seed ``s`` from its own generator ``default_rng(SeedSequence(s, spawn_key=(i,)))``
-(the ``i``-th child of ``default_rng(s)``), see :func:`sample_generators`.  Sample ``i`` is thus
-the same whatever the number of samples, the chunking and the number of worker processes.
-:func:`resolve_params` and :func:`map_chunks` are the parameter check and the chunked, optionally
-parallel, progress-reporting driver that the generators share.
+The per-sample generators the PDE solvers draw from live in :mod:`pdes.generation`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.fft as sfft
 
 from transfer_tune.errors import TransferTuneError
 
-__all__ = [
-    "GaussianRandomField",
-    "check_generate_args",
-    "map_chunks",
-    "resolve_params",
-    "sample_generators",
-]
+__all__ = ["GaussianRandomField"]
 
 
 class GaussianRandomField:
@@ -225,115 +211,3 @@ class GaussianRandomField:
             f"GaussianRandomField(dim={self.dim}, n={self.n}, alpha={self.alpha}, tau={self.tau}, "
             f"sigma={self.sigma}, boundary={self.boundary!r}, zero_mean={self.zero_mean})"
         )
-
-
-# ---------------------------------------------------------------------- shared utilities
-def sample_generators(seed: int, start: int, stop: int) -> list[np.random.Generator]:
-    """One independent generator per sample index in ``range(start, stop)``.
-
-    Sample ``i`` uses ``np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))``,
-    which is the ``i``-th child of ``np.random.default_rng(seed)`` (``.spawn``).
-
-    Parameters
-    ----------
-    seed : int
-        Non-negative dataset seed.
-    start, stop : int
-        Sample index range.
-    """
-    if int(seed) != seed or seed < 0:
-        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
-    return [
-        np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
-        for i in range(start, stop)
-    ]
-
-
-def resolve_params(
-    defaults: Mapping[str, Any], params: Mapping[str, Any], problem: str
-) -> dict[str, Any]:
-    """Merge ``params`` over ``defaults``; an unknown key raises :class:`TransferTuneError`.
-
-    Parameters
-    ----------
-    defaults : mapping
-        The problem's ``DEFAULTS``.
-    params : mapping
-        User overrides.
-    problem : str
-        Problem name for the error message.
-    """
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise TransferTuneError(
-            f"unknown {problem} parameter(s) {unknown}; valid keys: {sorted(defaults)}."
-        )
-    out = dict(defaults)
-    out.update(params)
-    return out
-
-
-def check_generate_args(n_samples: int, seed: int) -> None:
-    """Validate the common ``generate`` arguments (non-negative integers)."""
-    if int(n_samples) != n_samples or n_samples < 0:
-        raise TransferTuneError(f"n_samples must be a non-negative integer, got {n_samples!r}.")
-    if int(seed) != seed or seed < 0:
-        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
-
-
-def map_chunks(
-    fn: Callable[..., tuple[np.ndarray, ...]],
-    n_samples: int,
-    chunk_size: int,
-    *args: Any,
-    n_jobs: int = 1,
-    progress: bool = False,
-    desc: str = "",
-) -> tuple[np.ndarray, ...]:
-    """Run ``fn(start, stop, *args)`` over consecutive sample chunks and concatenate the outputs.
-
-    Parameters
-    ----------
-    fn : callable
-        Picklable (module-level) function returning a tuple of arrays with ``stop - start`` rows.
-    n_samples, chunk_size : int
-        Total samples and samples per call.
-    *args
-        Extra positional arguments for ``fn``.
-    n_jobs : int
-        joblib worker processes (``1``: run in this process; ``-1``: all cores).
-    progress : bool
-        Show a tqdm bar counting samples.
-    desc : str
-        Bar label.
-
-    Returns
-    -------
-    tuple of ndarray
-        Each output of ``fn`` concatenated along axis 0 in sample order.
-    """
-    bounds = [(s, min(s + chunk_size, n_samples)) for s in range(0, n_samples, chunk_size)]
-    if not bounds:
-        return fn(0, 0, *args)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_samples, desc=desc, unit="sample")
-
-    results: list[tuple[np.ndarray, ...]] = []
-    if n_jobs == 1 or len(bounds) == 1:
-        iterator: Iterator[tuple[np.ndarray, ...]] = (fn(a, b, *args) for a, b in bounds)
-    else:
-        from joblib import Parallel, delayed
-
-        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(fn)(a, b, *args) for a, b in bounds
-        )
-    for (a, b), res in zip(bounds, iterator, strict=True):
-        results.append(res)
-        if bar is not None:
-            bar.update(b - a)
-    if bar is not None:
-        bar.close()
-    return tuple(np.concatenate(parts, axis=0) for parts in zip(*results, strict=True))

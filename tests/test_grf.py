@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.fft as sfft
 
-from pdes.grf import GaussianRandomField, map_chunks, resolve_params, sample_generators
+from pdes.generation import map_chunks, resolve_params, sample_generators
+from pdes.grf import GaussianRandomField
 from transfer_tune.errors import TransferTuneError
 
 

@@ -1,0 +1,157 @@
+"""Shared machinery of the dataset generators: per-sample RNGs, parameters, chunked map.
+
+Every generator (``pdes.burgers``, ``pdes.darcy``, ``pdes.navier_stokes``) draws sample ``i``
+from its own seeded generator, merges user parameters over its ``DEFAULTS``, checks that a
+resolution is a subsample of its fine grid, and maps chunks of samples over joblib workers.
+Sample ``i`` of seed ``s`` uses ``default_rng(SeedSequence(s, spawn_key=(i,)))`` (the ``i``-th
+child of ``default_rng(s)``), so it is the same whatever the number of samples, the chunking
+and the number of worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from transfer_tune.errors import TransferTuneError
+
+
+def check_subsample_resolution(problem: str, resolution: Any, n_fine: int, hint: str) -> None:
+    """Raise :class:`TransferTuneError` unless ``resolution`` divides the fine grid ``n_fine``.
+
+    Parameters
+    ----------
+    problem : str
+        Problem name for the message.
+    resolution : int
+        Requested points per axis.
+    n_fine : int
+        Points per axis of the grid the solver runs on.
+    hint : str
+        How to get a fine grid for an unusual resolution (appended to the message).
+    """
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, (int, np.integer))
+        or resolution < 2
+        or n_fine % int(resolution)
+    ):
+        divisors = [d for d in range(2, n_fine + 1) if n_fine % d == 0]
+        raise TransferTuneError(
+            f"{problem} resolution {resolution!r} is not a subsample of the fine grid "
+            f"n_fine={n_fine}: it must divide n_fine (allowed: {divisors}). Pick one of those, "
+            f"or {hint}"
+        )
+
+
+def sample_generators(seed: int, start: int, stop: int) -> list[np.random.Generator]:
+    """One independent generator per sample index in ``range(start, stop)``.
+
+    Sample ``i`` uses ``np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))``,
+    which is the ``i``-th child of ``np.random.default_rng(seed)`` (``.spawn``).
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative dataset seed.
+    start, stop : int
+        Sample index range.
+    """
+    if int(seed) != seed or seed < 0:
+        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
+    return [
+        np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
+        for i in range(start, stop)
+    ]
+
+
+def resolve_params(
+    defaults: Mapping[str, Any], params: Mapping[str, Any], problem: str
+) -> dict[str, Any]:
+    """Merge ``params`` over ``defaults``; an unknown key raises :class:`TransferTuneError`.
+
+    Parameters
+    ----------
+    defaults : mapping
+        The problem's ``DEFAULTS``.
+    params : mapping
+        User overrides.
+    problem : str
+        Problem name for the error message.
+    """
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise TransferTuneError(
+            f"unknown {problem} parameter(s) {unknown}; valid keys: {sorted(defaults)}."
+        )
+    out = dict(defaults)
+    out.update(params)
+    return out
+
+
+def check_generate_args(n_samples: int, seed: int) -> None:
+    """Validate the common ``generate`` arguments (non-negative integers)."""
+    if int(n_samples) != n_samples or n_samples < 0:
+        raise TransferTuneError(f"n_samples must be a non-negative integer, got {n_samples!r}.")
+    if int(seed) != seed or seed < 0:
+        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
+def map_chunks(
+    fn: Callable[..., tuple[np.ndarray, ...]],
+    n_samples: int,
+    chunk_size: int,
+    *args: Any,
+    n_jobs: int = 1,
+    progress: bool = False,
+    desc: str = "",
+) -> tuple[np.ndarray, ...]:
+    """Run ``fn(start, stop, *args)`` over consecutive sample chunks and concatenate the outputs.
+
+    Parameters
+    ----------
+    fn : callable
+        Picklable (module-level) function returning a tuple of arrays with ``stop - start`` rows.
+    n_samples, chunk_size : int
+        Total samples and samples per call.
+    *args
+        Extra positional arguments for ``fn``.
+    n_jobs : int
+        joblib worker processes (``1``: run in this process; ``-1``: all cores).
+    progress : bool
+        Show a tqdm bar counting samples.
+    desc : str
+        Bar label.
+
+    Returns
+    -------
+    tuple of ndarray
+        Each output of ``fn`` concatenated along axis 0 in sample order.
+    """
+    bounds = [(s, min(s + chunk_size, n_samples)) for s in range(0, n_samples, chunk_size)]
+    if not bounds:
+        return fn(0, 0, *args)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_samples, desc=desc, unit="sample")
+
+    results: list[tuple[np.ndarray, ...]] = []
+    if n_jobs == 1 or len(bounds) == 1:
+        iterator: Iterator[tuple[np.ndarray, ...]] = (fn(a, b, *args) for a, b in bounds)
+    else:
+        from joblib import Parallel, delayed
+
+        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(fn)(a, b, *args) for a, b in bounds
+        )
+    for (a, b), res in zip(bounds, iterator, strict=True):
+        results.append(res)
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
+    return tuple(np.concatenate(parts, axis=0) for parts in zip(*results, strict=True))
