@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import socket
@@ -24,6 +23,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 from optuna_dashboard import get_note
 
+from tests.synthetic import operator_task
 from transfer_tune.dashboard import (
     annotate_all,
     annotate_proxy_study,
@@ -52,16 +52,6 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
-
-
-def operator_task(n: int, res: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    k = torch.arange(res // 2 + 1)
-    coef = torch.randn(n, 1, res // 2 + 1, generator=g, dtype=torch.cfloat) / (1 + k) ** 1.5
-    coef[..., 8:] = 0
-    x = torch.fft.irfft(coef, n=res) * res
-    y = torch.fft.irfft(coef * (2j * math.pi * k / (1 + (k / 4.0) ** 2)), n=res) * res / 10
-    return x.float(), y.float()
 
 
 def add_proxy_and_target(url: str, checkpoint: Path) -> None:

@@ -18,6 +18,7 @@ import torch
 from optuna.trial import TrialState
 
 import transfer_tune.landscape as landscape
+from tests.synthetic import operator_task
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.landscape import (
     list_sweeps,
@@ -49,17 +50,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def operator_task(n: int, res: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A smoothed derivative: a linear Fourier multiplier on band-limited random inputs."""
-    g = torch.Generator().manual_seed(seed)
-    k = torch.arange(res // 2 + 1)
-    coef = torch.randn(n, 1, res // 2 + 1, generator=g, dtype=torch.cfloat) / (1 + k) ** 1.5
-    coef[..., 8:] = 0
-    x = torch.fft.irfft(coef, n=res) * res
-    y = torch.fft.irfft(coef * (2j * math.pi * k / (1 + (k / 4.0) ** 2)), n=res) * res / 10
-    return x.float(), y.float()
 
 
 def tiny_data() -> tuple[TrainData, tuple[torch.Tensor, torch.Tensor]]:

@@ -1,10 +1,9 @@
 """fit(): it learns, it is deterministic, it detects divergence, it rejects bad input."""
 
-import math
-
 import pytest
 import torch
 
+from tests.synthetic import operator_task
 from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.model import FNO
 from transfer_tune.parametrization import get_parametrization
@@ -16,17 +15,6 @@ from transfer_tune.train import (
     fit,
     relative_l2,
 )
-
-
-def operator_task(n: int, res: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A smoothed derivative: a linear Fourier multiplier on band-limited random inputs."""
-    g = torch.Generator().manual_seed(seed)
-    k = torch.arange(res // 2 + 1)
-    coef = torch.randn(n, 1, res // 2 + 1, generator=g, dtype=torch.cfloat) / (1 + k) ** 1.5
-    coef[..., 8:] = 0
-    x = torch.fft.irfft(coef, n=res) * res
-    y = torch.fft.irfft(coef * (2j * math.pi * k / (1 + (k / 4.0) ** 2)), n=res) * res / 10
-    return x.float(), y.float()
 
 
 def data() -> TrainData:
