@@ -84,7 +84,11 @@ class StudySpec:
 def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
     """Validate a spec dict (as read from TOML) and return a :class:`StudySpec`."""
     where = f" in {path}" if path else ""
-    unknown = sorted(set(data) - set(_TABLES))
+    if not isinstance(data, dict):
+        raise TransferTuneError(
+            f"a spec must be a table of tables ([problem], [model], ...){where}, got {data!r}"
+        )
+    unknown = sorted(map(str, set(data) - set(_TABLES)))
     if unknown:
         raise TransferTuneError(
             f"unknown table(s) {unknown}{where}; valid tables: {', '.join(_TABLES)}"
@@ -94,7 +98,7 @@ def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
         if not isinstance(value, dict):
             raise TransferTuneError(f"[{table}]{where} must be a table, got {value!r}")
         if keys is not None:
-            bad = sorted(set(value) - keys)
+            bad = sorted(map(str, set(value) - keys))
             if bad:
                 raise TransferTuneError(
                     f"unknown key(s) {bad} in [{table}]{where}; valid: {', '.join(sorted(keys))}"

@@ -9,7 +9,9 @@ URL                                    storage
                                        writers; heartbeats work)
 ``journal:PATH`` or ``PATH.journal``   Optuna's journal-file storage (several processes on one
                                        machine)
-``postgresql://user@host/db``          Optuna's RDB storage on PostgreSQL (many machines)
+``postgresql://user@host/db``          Optuna's RDB storage on PostgreSQL (many machines); the
+                                       driver is psycopg (3) or, if only it is installed,
+                                       psycopg2 (``postgresql+psycopg2://``)
 =====================================  ==========================================================
 
 Artifacts (figures, checkpoints) live in a folder next to the storage file:
@@ -52,31 +54,62 @@ def normalize_url(url: str | os.PathLike | None) -> str:
     """
     if url is None:
         return default_storage_url()
-    text = os.fspath(url).strip()
+    if not isinstance(url, (str, os.PathLike)):
+        raise TransferTuneError(
+            f"a storage URL must be a string such as sqlite:///PATH.db, got {url!r}"
+        )
+    text = os.fspath(url)
+    if not isinstance(text, str):  # a bytes path
+        raise TransferTuneError(f"a storage URL must be a string, got {url!r}")
+    text = text.strip()
     if not text:
         raise TransferTuneError("empty storage URL; omit it to use the default SQLite file")
     if text.startswith("journal:"):
         path = text[len("journal:") :]
         if not path:
             raise TransferTuneError("journal storage needs a file: journal:PATH")
-        return f"journal:{Path(path).expanduser().resolve()}"
+        return f"journal:{_absolute(path)}"
     if text.startswith("sqlite:///"):
         path = text[len("sqlite:///") :]
         if not path:
             raise TransferTuneError("sqlite storage needs a file: sqlite:///PATH.db")
-        return f"sqlite:///{Path(path).expanduser().resolve()}"
+        return f"sqlite:///{_absolute(path)}"
     if text.startswith(("postgresql://", "postgresql+", "postgres://")):
-        return text.replace("postgres://", "postgresql://", 1)
+        return _postgres_url(text)
     if "://" not in text:
         suffix = Path(text).suffix.lower()
         if suffix in _SQLITE_SUFFIXES:
-            return f"sqlite:///{Path(text).expanduser().resolve()}"
+            return f"sqlite:///{_absolute(text)}"
         if suffix in _JOURNAL_SUFFIXES:
-            return f"journal:{Path(text).expanduser().resolve()}"
+            return f"journal:{_absolute(text)}"
     raise TransferTuneError(
         f"unsupported storage {text!r}: use sqlite:///PATH.db (or PATH.db), journal:PATH "
         "(or PATH.journal), or postgresql://USER:PASSWORD@HOST:PORT/DB"
     )
+
+
+def _postgres_url(text: str) -> str:
+    """``postgres://`` -> ``postgresql://``, with the psycopg2 driver when only it is installed.
+
+    SQLAlchemy 2.1 connects a bare ``postgresql://`` URL with psycopg (version 3); with only
+    psycopg2 installed (``pip install psycopg2-binary``) the URL must name it.
+    """
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    if text.startswith("postgresql://"):
+        from importlib.util import find_spec
+
+        if find_spec("psycopg") is None and find_spec("psycopg2") is not None:
+            text = "postgresql+psycopg2://" + text[len("postgresql://") :]
+    return text
+
+
+def _absolute(path: str) -> Path:
+    """The absolute form of a storage file path (``~`` expanded, links resolved)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, unknown ~user, link loop
+        raise TransferTuneError(f"invalid storage file path {path!r}: {exc}") from exc
 
 
 def storage_file(url: str | None) -> Path | None:
@@ -143,6 +176,11 @@ def get_storage(
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = optuna.storages.journal.JournalFileOpenLock(str(path))
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise TransferTuneError(f"{name} must be a positive integer (seconds), got {value!r}")
     kwargs: dict = {}
     if heartbeat_interval is not None:
         kwargs["heartbeat_interval"] = heartbeat_interval

@@ -28,7 +28,7 @@ from transfer_tune.model import FNO, check_modes
 from transfer_tune.parametrization import get_parametrization
 from transfer_tune.search_space import SearchSpace
 from transfer_tune.storage import get_storage, normalize_url
-from transfer_tune.train import HParams, TrainData, fit
+from transfer_tune.train import HParams, TrainData, fit, resolve_device
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
@@ -237,6 +237,8 @@ def run_worker(
     storages a trial whose worker stopped beating for ``grace_period`` seconds is failed and
     re-queued once (Optuna's heartbeat and ``RetryHeartbeatStaleTrialCallback``).
     """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise TransferTuneError(f"n_trials must be a positive integer, got {n_trials!r}")
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -286,6 +288,8 @@ def create_proxy_study(
 ) -> optuna.Study:
     """Create the proxy study, or load it when it exists with the same setup (resume)."""
     url = normalize_url(storage)
+    if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
+        raise TransferTuneError(f"study_name must be a non-empty string, got {study_name!r}")
     name = study_name or f"{setup.problem['name']}-proxy-K{setup.model['modes']}"
     study = optuna.create_study(
         storage=open_study_storage(url),
@@ -380,6 +384,7 @@ def tune(
         raise TransferTuneError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TransferTuneError(f"seed must be an integer >= 0, got {seed!r}")
+    resolve_device(device)  # a bad device fails before any study is created
     prob = load_problem(problem, problem_overrides)
     space = SearchSpace.from_dict(search_space)
     train = dict(train or {})
