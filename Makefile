@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip
 	# the CPU build of PyTorch first: a bare torch requirement would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -46,6 +46,11 @@ def check_modes(modes: int, grid: Sequence[int]) -> None:
         )
 
 
+def _check_dim(dim: int) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (1, 2, 3):
+        raise TransferTuneError(f"dim must be the integer 1, 2 or 3, got {dim!r}")
+
+
 def _check_modes_value(modes: int) -> None:
     if isinstance(modes, bool) or not isinstance(modes, int) or modes < 2:
         raise TransferTuneError(
@@ -60,6 +65,8 @@ class SpectralConv(nn.Module):
     Only the kept modes are transformed: the real FFT runs along the last axis, the kept
     ``K`` columns are sliced, and each earlier axis is transformed on those columns alone (and
     likewise backwards). The per-mode contraction is one batched complex matmul over modes.
+    Both transforms are autograd Functions whose backward is the other truncated transform,
+    rescaled (never an FFT of the whole zero-padded spectrum).
 
     Parameters
     ----------
@@ -80,8 +87,7 @@ class SpectralConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, modes: int, dim: int) -> None:
         super().__init__()
-        if dim not in (1, 2, 3):
-            raise TransferTuneError(f"dim must be 1, 2 or 3, got {dim!r}")
+        _check_dim(dim)
         _check_modes_value(modes)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -99,13 +105,6 @@ class SpectralConv(nn.Module):
             f"mode_shape={self.mode_shape}"
         )
 
-    def _rows(self, n: int, device: torch.device) -> torch.Tensor:
-        """Indices of the kept rows ``0..K-1, n-K+1..n-1`` of a non-last axis of length n."""
-        k = self.modes
-        return torch.cat(
-            [torch.arange(k, device=device), torch.arange(n - k + 1, n, device=device)]
-        )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply R to ``x`` of shape ``(batch, in_channels, *grid)`` with ``len(grid) == dim``."""
         grid = x.shape[2:]
@@ -116,26 +115,126 @@ class SpectralConv(nn.Module):
             )
         check_modes(self.modes, grid)
         batch = x.shape[0]
-        k = self.modes
-        spatial = list(range(2, 2 + self.dim))
-        # forward transform, touching only the kept modes
-        z = torch.fft.rfft(x, dim=-1)[..., :k]
-        rows = []
-        for axis in spatial[:-1]:
-            idx = self._rows(grid[axis - 2], x.device)
-            rows.append(idx)
-            z = torch.fft.fft(z, dim=axis).index_select(axis, idx)
+        if batch == 0:  # FFT libraries reject empty batches; the answer is empty anyway
+            return x.new_zeros(0, self.out_channels, *grid)
+        # forward transform, touching only the kept modes: (B, Cin, *mode_shape)
+        z = _ToModes.apply(x, self.modes)
         # batched matmul over modes: (M, B, Cin) @ (M, Cin, Cout) -> (M, B, Cout)
-        z = z.flatten(2).permute(2, 0, 1).contiguous()
-        z = torch.matmul(z, self.weight)
+        z = z.reshape(batch, self.in_channels, -1).permute(2, 0, 1).contiguous()
+        z = _ModeMatmul.apply(z, self.weight)
         z = z.permute(1, 2, 0).reshape(batch, self.out_channels, *self.mode_shape)
         # inverse transform: scatter the kept rows back, one axis at a time
-        for axis, idx in zip(spatial[:-1], rows, strict=True):
-            shape = list(z.shape)
-            shape[axis] = grid[axis - 2]
-            full = z.new_zeros(shape).index_add_(axis, idx, z)
-            z = torch.fft.ifft(full, dim=axis)
-        return torch.fft.irfft(z, n=grid[-1], dim=-1)
+        return _FromModes.apply(z, tuple(grid))
+
+
+def _kept_rows(n: int, k: int, device: torch.device) -> torch.Tensor:
+    """Indices of the kept rows ``0..K-1, n-K+1..n-1`` of a non-last axis of length n."""
+    return torch.cat([torch.arange(k, device=device), torch.arange(n - k + 1, n, device=device)])
+
+
+def _to_modes(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Kept Fourier coefficients of ``x`` (batch, C, *grid): shape (batch, C, *mode_shape).
+
+    The real FFT runs along the last axis and keeps columns ``0..K-1``; every earlier axis is
+    then transformed on those columns alone and cut to its kept rows.
+    """
+    grid = x.shape[2:]
+    z = torch.fft.rfft(x, dim=-1)[..., :k]
+    for axis in range(2, x.dim() - 1):
+        z = torch.fft.fft(z, dim=axis).index_select(axis, _kept_rows(grid[axis - 2], k, x.device))
+    return z
+
+
+def _from_modes(z: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """The real function on ``grid`` whose kept coefficients are ``z`` (the others zero).
+
+    Kept rows are scattered back with ``index_add_`` (a row kept twice, the Nyquist row when
+    ``2K - 1 > n``, adds up: this is the adjoint of :func:`_to_modes`' selection).
+    """
+    k = z.shape[-1]
+    for axis in range(2, z.dim() - 1):
+        n = grid[axis - 2]
+        shape = list(z.shape)
+        shape[axis] = n
+        z = z.new_zeros(shape).index_add_(axis, _kept_rows(n, k, z.device), z)
+        z = torch.fft.ifft(z, dim=axis)
+    return torch.fft.irfft(z, n=grid[-1], dim=-1)
+
+
+def _hermitian_weights(k: int, n: int, like: torch.Tensor) -> torch.Tensor:
+    """Weight of each kept last-axis column in a real signal: 1 at frequency 0 (and at the
+    Nyquist frequency n/2 of an even n), 2 at the others (they stand for their conjugates).
+
+    Real, in the precision of ``like`` (float64 for complex128 gradients)."""
+    dtype = like.real.dtype if like.is_complex() else like.dtype
+    weights = torch.full((k,), 2.0, dtype=dtype, device=like.device)
+    weights[0] = 1.0
+    if n % 2 == 0 and k == n // 2 + 1:
+        weights[-1] = 1.0
+    return weights
+
+
+class _ToModes(torch.autograd.Function):
+    """:func:`_to_modes` with a cheap backward.
+
+    With ``N`` grid points and the Hermitian weights ``h`` of the last axis, the gradient of
+    ``z = to_modes(x)`` is ``N * from_modes(g / h)``: one truncated inverse transform, where
+    PyTorch's own ``rfft`` backward zero-pads the gradient to the full grid and runs a complex
+    FFT over all of it. The backward is itself built from these Functions, so it is
+    differentiable again.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.grid = tuple(x.shape[2:])
+        ctx.k = k
+        return _to_modes(x, k)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        weights = _hermitian_weights(ctx.k, ctx.grid[-1], grad)
+        scale = math.prod(ctx.grid) / weights
+        return _FromModes.apply(grad * scale, ctx.grid), None
+
+
+class _FromModes(torch.autograd.Function):
+    """:func:`_from_modes` with a cheap backward: ``to_modes(g) * h / N`` (see _ToModes)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
+        ctx.grid = grid
+        ctx.k = z.shape[-1]
+        return _from_modes(z, grid)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        weights = _hermitian_weights(ctx.k, ctx.grid[-1], grad)
+        scale = weights / math.prod(ctx.grid)
+        return _ToModes.apply(grad, ctx.k) * scale, None
+
+
+class _ModeMatmul(torch.autograd.Function):
+    """``bmm(z, w)`` over modes, with a backward that avoids slow conjugate-view matmuls.
+
+    ``grad_z = g w^H`` is computed as ``conj(conj(g) w^T)`` and ``grad_w = z^H g`` from the
+    conjugate-transposed view: both as fast as the forward on the CPU, where PyTorch's own
+    backward of a complex ``bmm`` can fall back to one small matmul per mode.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z, w)
+        return torch.bmm(z, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        z, w = ctx.saved_tensors
+        grad_z = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_z = torch.bmm(grad.conj().resolve_conj(), w.transpose(1, 2)).conj()
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(z.mH, grad)
+        return grad_z, grad_w
 
 
 class Pointwise(nn.Module):
@@ -152,11 +251,30 @@ class Pointwise(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, bias={self.bias is not None}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        y = torch.matmul(self.weight, x.flatten(2))
-        if self.bias is not None:
-            y = y + self.bias[:, None]
-        return y.reshape(shape[0], self.out_channels, *shape[2:])
+        """Apply ``W x + b`` to ``x`` of shape ``(batch, in_channels, *grid)``."""
+        return self._linear(x)
+
+    def _linear(self, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        """``W x + b`` (plus ``add``, a tensor of the output's shape, when given).
+
+        One batched matmul ``(batch, out, in) @ (batch, in, points)`` with the weight
+        broadcast over the batch: the result is contiguous in the ``(batch, channels, *grid)``
+        layout, so the activation and its backward run on contiguous memory (a plain
+        ``weight @ x`` would be computed as ``x^T W^T`` and hand back a transposed view).
+        """
+        batch = x.shape[0]
+        flat = x.reshape(batch, self.in_channels, -1)
+        weight = self.weight.expand(batch, -1, -1)
+        if add is None:
+            if self.bias is None:
+                y = torch.bmm(weight, flat)
+            else:
+                y = torch.baddbmm(self.bias[None, :, None], weight, flat)
+        else:
+            y = torch.baddbmm(add.reshape(batch, self.out_channels, -1), weight, flat)
+            if self.bias is not None:
+                y.add_(self.bias[:, None])  # in place: baddbmm's backward does not need y
+        return y.view(batch, self.out_channels, *x.shape[2:])
 
 
 class FourierLayer(nn.Module):
@@ -169,7 +287,7 @@ class FourierLayer(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.spectral(x) + self.pointwise(x)
+        y = self.pointwise._linear(x, add=self.spectral(x))
         return F.gelu(y) if self.activation else y
 
 
@@ -221,8 +339,7 @@ class FNO(nn.Module):
         grid_features: bool = True,
     ) -> None:
         super().__init__()
-        if dim not in (1, 2, 3):
-            raise TransferTuneError(f"dim must be 1, 2 or 3, got {dim!r}")
+        _check_dim(dim)
         _check_modes_value(modes)
         for name, value in (
             ("width", width),
@@ -302,6 +419,9 @@ class FNO(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         check_modes(self.modes, x.shape[2:])
+        x = x.to(self.lifting.weight.dtype)  # e.g. float64 data into a float32 model
+        if x.shape[0] == 0:  # FFT libraries reject empty batches; the answer is empty anyway
+            return x.new_zeros(0, self.out_channels, *x.shape[2:])
         if self.grid_features:
             x = torch.cat([x, self._coordinates(x)], dim=1)
         x = self.lifting(x)
