@@ -33,6 +33,7 @@ from transfer_tune.optimum import (
     landscape_curves,
     scale_for,
 )
+from transfer_tune.parametrization import get_parametrization
 
 __all__ = [
     "FigureExportWarning",
@@ -255,7 +256,8 @@ def landscape_figure(
                         col=col,
                     )
         fig.update_xaxes(type=_axis_type(curves.param), title_text=curves.param, row=1, col=col)
-    fig.update_yaxes(type="log", title_text=LOSS_LABELS.get(curves.loss, curves.loss), col=1)
+    fig.update_yaxes(type="log")  # every panel: µP and SP share the loss scale
+    fig.update_yaxes(title_text=LOSS_LABELS.get(curves.loss, curves.loss), col=1)
     subtitle = f" ({curves.note})" if curves.note else ""
     fig.update_layout(
         template=_TEMPLATE,
@@ -321,8 +323,9 @@ def optimum_figure(analysis: OptimumAnalysis, title: str | None = None) -> go.Fi
             )
         )
         if scale.label == "log2" and analysis.param == "lr":
-            ks = np.asarray(modes, dtype=float)
-            rule = ref[0].value * np.sqrt(np.log(analysis.base_modes) / np.log(ks))
+            mup = get_parametrization("mup", base_modes=analysis.base_modes)
+            # the spectral weights' multiplier, c(K)/c(K_base), on the reference optimum (d cancels)
+            rule = np.asarray([ref[0].value * mup.spectral_multiplier(k, 1) for k in modes])
             fig.add_trace(
                 go.Scatter(
                     x=modes,
@@ -492,7 +495,6 @@ def spectral_norm_check(
 
     from transfer_tune.diagnostics import spectral_norms
     from transfer_tune.model import FNO
-    from transfer_tune.parametrization import get_parametrization
 
     modes = sorted(int(k) for k in modes)
     base = min(modes) if base_modes is None else int(base_modes)
@@ -500,6 +502,7 @@ def spectral_norm_check(
     if not seeds:
         raise TransferTuneError("spectral_norm_check needs at least one seed")
     records: list[dict[str, Any]] = []
+    mup = get_parametrization("mup", base_modes=base)
     for width in widths:
         for kind in ("mup", "sp"):
             par = get_parametrization(kind, base_modes=base)
@@ -520,7 +523,7 @@ def spectral_norm_check(
                         "norm": norms[k][0],
                         "std": norms[k][1],
                         "ratio": norms[k][0] / norms[base][0],
-                        "sqrt_log_ratio": math.sqrt(math.log(k) / math.log(base)),
+                        "sqrt_log_ratio": 1.0 / mup.spectral_multiplier(k, dim),
                     }
                 )
     return records
