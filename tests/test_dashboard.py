@@ -247,6 +247,24 @@ def png_pixels(path: Path) -> np.ndarray:
     return out.reshape(height, width, ch).astype(np.uint8)
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Addresses with a socket listening on ``port`` (from /proc/net/tcp*; IPv4 dotted)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                if len(address) == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:  # IPv6: kept as the raw hex, never equal to "127.0.0.1"
+                    found.add(address)
+    return found
+
+
 def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path):
     port = free_port()
     code = f"from transfer_tune.dashboard import serve; serve({storage!r}, port={port})"
@@ -263,6 +281,7 @@ def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path
             except OSError:
                 assert time.monotonic() < deadline, "the dashboard did not answer in 60 s"
                 time.sleep(0.2)
+        assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, by default
         by_name = {s["study_name"]: s for s in summaries}
         ours = {study_name(SWEEP, p, k) for p in ("mup", "sp") for k in (2, 4)}
         assert ours | {"proxy-K4", "target-K16"} <= set(by_name)
