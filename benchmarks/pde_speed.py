@@ -24,6 +24,9 @@ import numpy as np
 import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+
+from machine import cpu_model  # noqa: E402
 
 from pdes import burgers, darcy, navier_stokes  # noqa: E402
 
@@ -33,17 +36,6 @@ CASES = [
     ("darcy", darcy, 64, 60.0),
     ("navier_stokes", navier_stokes, 64, 300.0),
 ]
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(n_train: int, n_test: int, n_jobs: int) -> list[dict]:

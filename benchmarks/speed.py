@@ -52,6 +52,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+
+from machine import cpu_model, load_average  # noqa: E402
 
 from transfer_tune.flops import train_step_flops  # noqa: E402
 from transfer_tune.model import FNO  # noqa: E402
@@ -89,25 +92,6 @@ QUICK_CASES = [
     Case("1-D K=8", 1, 16, 8, 128, 4),
     Case("2-D K=6", 2, 8, 6, 24, 2),
 ]
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    """The 1-, 5- and 15-minute load averages, or ``"n/a"``."""
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def count_parameters(model: nn.Module) -> int:

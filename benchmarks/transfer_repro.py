@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+
+from machine import cpu_model, load_average  # noqa: E402
 
 from transfer_tune.landscape import sweep  # noqa: E402
 from transfer_tune.optimum import (  # noqa: E402
@@ -50,6 +52,7 @@ from transfer_tune.optimum import (  # noqa: E402
     analyze_optimum,
     landscape_curves,
 )
+from transfer_tune.parametrization import get_parametrization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -137,28 +140,10 @@ QUICK = {
 }
 
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    """The 1-, 5- and 15-minute load averages, or ``"n/a"``."""
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def rule_shift(modes: int, base_modes: int) -> float:
-    """log2 of the µP factor on R's rate, ``sqrt(ln K_base / ln K)`` (d cancels)."""
-    return 0.5 * math.log2(math.log(base_modes) / math.log(modes))
+    """log2 of the µP factor on R's rate (from the parametrization table; d cancels)."""
+    mup = get_parametrization("mup", base_modes=base_modes)
+    return math.log2(mup.spectral_multiplier(modes, 1))
 
 
 def run_landscape(
