@@ -148,15 +148,14 @@ def physical_error(model: FNO, problem, x: torch.Tensor, y: torch.Tensor) -> flo
     return float(relative_l2(problem.decode_y(preds), problem.decode_y(y)))
 
 
-def _fine_resolution(problem, eval_resolution: int | None) -> int | None:
+def _fine_problem(problem, eval_resolution: int | None):
+    """The problem on the finer test grid: ``eval_resolution``, else 2x when it exists."""
     if eval_resolution is not None:
-        return eval_resolution
-    candidate = 2 * problem.resolution
+        return problem.with_overrides(resolution=eval_resolution)
     try:
-        problem.with_overrides(resolution=candidate)
+        return problem.with_overrides(resolution=2 * problem.resolution)
     except TransferTuneError:
         return None
-    return candidate
 
 
 def _start_target_study(store, name: str, plan: TargetPlan, problem_config: dict):
@@ -286,12 +285,11 @@ def run_target(
         "steps": result.steps,
         "world_size": distributed.world_size(),
     }
-    fine = _fine_resolution(problem, eval_resolution)
-    if fine is not None:
-        fine_problem = problem.with_overrides(resolution=fine)
+    fine_problem = _fine_problem(problem, eval_resolution)
+    if fine_problem is not None:
         check_modes(plan.modes, fine_problem.grid_shape)
         xf, yf = fine_problem.dataset("test")
-        metrics["fine_resolution"] = fine
+        metrics["fine_resolution"] = fine_problem.resolution
         metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
     checkpoint_io.save(
         path,

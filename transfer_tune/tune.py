@@ -13,6 +13,7 @@ machines) share one study through the storage and together finish exactly ``n_tr
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -315,8 +316,6 @@ def create_proxy_study(
 
 
 def _jsonish(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value))
 
 
