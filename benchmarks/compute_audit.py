@@ -15,7 +15,7 @@ Same problem, same search space, same number of trials, same sampler (TPE) seed:
     model), then its best configuration trained once with the target's epochs.
 
 Reported for both: wall time of the search and of the final run, FLOP estimates
-(:mod:`transfer_tune.flops`: every epoch each trial actually ran, training on the whole
+(:mod:`transfer_tune.core.flops`: every epoch each trial actually ran, training on the whole
 training set plus the validation pass, and the same for the final run plus its test pass),
 the ratio (a)/(b), the chosen hyperparameters and the final model's test error (relative L2
 in physical units). The datasets are generated before the clock starts; every run uses a fresh
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import cpu_model, load_average  # noqa: E402
 
-from transfer_tune.flops import forward_flops, train_step_flops  # noqa: E402
+from transfer_tune.core.flops import forward_flops, train_step_flops  # noqa: E402
 
 PAPER = (
     "µTransfer-FNO (arXiv 2506.19396) against tuning the large model directly: Navier-Stokes "
@@ -148,7 +148,7 @@ def search_flops(study: Any, config: dict, grid: tuple[int, ...], n_train: int, 
 def run_arm(label: str, setup: Setup, proxy_modes: int, storage: str, seed: int) -> dict:
     """One arm of the audit: search at ``proxy_modes``, then the target run at K_target."""
     import transfer_tune
-    from transfer_tune.tune import load_problem
+    from pdes import load_problem
 
     problem = load_problem(setup.problem, setup.overrides)
     start = time.perf_counter()
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = (QUICK if args.quick else FULL)[args.problem]
     import optuna
 
-    from transfer_tune.tune import load_problem
+    from pdes import load_problem
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     env = {

@@ -27,7 +27,7 @@ us and in the spectral conv for neuraloperator, so the parameter counts are equa
 The A/B repetitions are interleaved (ours, theirs, matmul reference; the order rotates every
 round), so load from other processes hits all sides alike; the table gives medians. The
 reference is a dense float32 ``n x n`` matmul with ``2 n^3`` close to our step's FLOP estimate
-(:func:`transfer_tune.flops.train_step_flops`), timed in the same rounds and rescaled to
+(:func:`transfer_tune.core.flops.train_step_flops`), timed in the same rounds and rescaled to
 exactly that count: "% of matmul rate" is the matmul's time over our step time.
 
 Without neuraloperator installed (``pip install -e ".[bench]"``) the neuraloperator column
@@ -56,10 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import cpu_model, load_average  # noqa: E402
 
-from transfer_tune.flops import train_step_flops  # noqa: E402
-from transfer_tune.model import FNO  # noqa: E402
-from transfer_tune.parametrization import get_parametrization  # noqa: E402
-from transfer_tune.train import relative_l2  # noqa: E402
+from transfer_tune.core.flops import train_step_flops  # noqa: E402
+from transfer_tune.core.model import FNO  # noqa: E402
+from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
+from transfer_tune.core.train import relative_l2  # noqa: E402
 
 N_LAYERS = 4
 PROJECTION = 128

@@ -8,11 +8,11 @@ Usage::
 
 For every problem it sweeps the base Adam learning rate eta over a 9-point grid spaced by
 2^(1/2), for every K, under µP and SP (both relative to K_base = 4), with 3 seeds, using
-:func:`transfer_tune.landscape.sweep` on an SQLite file in the output folder (run the same
+:func:`transfer_tune.analysis.landscape.sweep` on an SQLite file in the output folder (run the same
 command again to resume an interrupted sweep). SP at K = K_base *is* the µP model bit for
 bit (DESIGN.md §2), so it is not trained twice: its curve is the µP curve at K_base.
 
-:func:`transfer_tune.optimum.analyze_optimum` then gives, per (parametrization, K), the
+:func:`transfer_tune.analysis.optimum.analyze_optimum` then gives, per (parametrization, K), the
 optimum (parabola through the grid minimum and its neighbours in log2(eta) against
 log(test loss)), its 95 % bootstrap interval over seeds, its shift from K_base in log2 units
 (paired bootstrap interval), and the verdict: "transfers" when every shift is within one grid
@@ -45,14 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import cpu_model, load_average  # noqa: E402
 
-from transfer_tune.landscape import sweep  # noqa: E402
-from transfer_tune.optimum import (  # noqa: E402
+from transfer_tune.analysis.landscape import sweep  # noqa: E402
+from transfer_tune.analysis.optimum import (  # noqa: E402
     Curves,
     OptimumAnalysis,
     analyze_optimum,
     landscape_curves,
 )
-from transfer_tune.parametrization import get_parametrization  # noqa: E402
+from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -204,7 +204,7 @@ def write_html(fig: Any, path: Path) -> Path:
 
 def figures(name: str, curves: Curves, analysis: OptimumAnalysis, out: Path) -> list[Path]:
     """The landscape and the optimum-shift figure of one problem, as HTML."""
-    from transfer_tune.plots import landscape_figure, optimum_figure
+    from transfer_tune.report.figures import landscape_figure, optimum_figure
 
     land = landscape_figure(
         curves, analysis=analysis, title=f"{name}: final test loss against the base Adam rate"

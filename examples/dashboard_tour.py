@@ -22,14 +22,14 @@ import argparse
 import optuna
 from optuna_dashboard import get_note
 
-from transfer_tune.dashboard import annotate_all, serve
-from transfer_tune.storage import artifact_dir, get_storage, normalize_url
+from transfer_tune.report.dashboard import annotate_all, serve
+from transfer_tune.search.storage import artifact_dir, get_storage, normalize_url
 
 
 def make_tiny_storage(url: str, device: str) -> None:
     """A quick tune-then-transfer and a quick landscape sweep on a small Burgers problem."""
+    from transfer_tune.analysis.landscape import sweep
     from transfer_tune.api import tune_then_transfer
-    from transfer_tune.landscape import sweep
 
     sizes = {"resolution": 64, "n_train": 96, "n_val": 32, "n_test": 32}
     tune_then_transfer(

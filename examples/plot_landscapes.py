@@ -17,18 +17,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from transfer_tune.dashboard import annotate_sweep
-from transfer_tune.landscape import list_sweeps, load_sweep, sweep, sweep_from_spec
-from transfer_tune.optimum import analyze_optimum
-from transfer_tune.plots import (
+from transfer_tune.analysis.landscape import list_sweeps, load_sweep, sweep, sweep_from_spec
+from transfer_tune.analysis.optimum import analyze_optimum
+from transfer_tune.report.dashboard import annotate_sweep
+from transfer_tune.report.figures import (
     heatmap_figure,
     landscape_figure,
     optimum_figure,
     save_figures,
     spectral_norm_figure,
 )
-from transfer_tune.spec import load_spec
-from transfer_tune.storage import dashboard_command, normalize_url
+from transfer_tune.search.spec import load_spec
+from transfer_tune.search.storage import dashboard_command, normalize_url
 
 
 def run_default_sweep(storage: str, quick: bool, n_jobs: int, device: str):

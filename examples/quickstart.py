@@ -15,11 +15,11 @@ import torch
 
 from pdes import get_problem
 from transfer_tune.api import tune_then_transfer
-from transfer_tune.dashboard import annotate_proxy_study
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.plots import save_figure, tuning_history_figure
-from transfer_tune.storage import dashboard_command, normalize_url
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.report.dashboard import annotate_proxy_study
+from transfer_tune.report.figures import save_figure, tuning_history_figure
+from transfer_tune.search.storage import dashboard_command, normalize_url
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ normalised ``(x, y)`` tensors shaped ``(N, C, *grid)``. Generated problems ("bur
 (:func:`load_pairs`: FNO ``.mat``, PDEBench HDF5, neuraloperator ``.pt``, ``.npz``).
 """
 
+from pdes.errors import TransferTuneError
 from pdes.loaders import load_pairs
 from pdes.normalize import GaussianNormalizer
-from pdes.registry import Problem, get_problem, list_problems, register_problem
+from pdes.registry import Problem, get_problem, list_problems, load_problem, register_problem
 
 __all__ = [
     "GaussianNormalizer",
@@ -17,5 +18,7 @@ __all__ = [
     "get_problem",
     "list_problems",
     "load_pairs",
+    "load_problem",
     "register_problem",
+    "TransferTuneError",
 ]

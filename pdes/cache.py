@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from transfer_tune.errors import TransferTuneError
+from pdes.errors import TransferTuneError
 
 __all__ = [
     "ENV_VAR",

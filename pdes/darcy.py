@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
+from pdes.errors import TransferTuneError
 from pdes.generation import (
     check_generate_args,
     map_chunks,
@@ -52,7 +53,6 @@ from pdes.generation import (
     sample_generators,
 )
 from pdes.grf import GaussianRandomField
-from transfer_tune.errors import TransferTuneError
 
 __all__ = [
     "DEFAULTS",

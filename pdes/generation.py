@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from transfer_tune.errors import TransferTuneError
+from pdes.errors import TransferTuneError
 
 
 def check_subsample_resolution(problem: str, resolution: Any, n_fine: int, hint: str) -> None:

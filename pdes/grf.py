@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.fft as sfft
 
-from transfer_tune.errors import TransferTuneError
+from pdes.errors import TransferTuneError
 
 __all__ = ["GaussianRandomField"]
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from transfer_tune.errors import TransferTuneError
+from pdes.errors import TransferTuneError
 
 __all__ = ["FORMATS", "load_pairs"]
 

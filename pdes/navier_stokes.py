@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from pdes.errors import TransferTuneError
 from pdes.generation import (
     check_generate_args,
     check_subsample_resolution,
@@ -68,7 +69,6 @@ from pdes.generation import (
     sample_generators,
 )
 from pdes.grf import GaussianRandomField
-from transfer_tune.errors import TransferTuneError
 
 __all__ = [
     "DEFAULTS",

@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from transfer_tune.errors import TransferTuneError
+from pdes.errors import TransferTuneError
 
 __all__ = ["GaussianNormalizer"]
 

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from pdes.cache import cache_path, canonical_json, load_or_generate, resolve_cache_dir
+from pdes.errors import TransferTuneError
 from pdes.loaders import load_pairs
 from pdes.normalize import GaussianNormalizer
-from transfer_tune.errors import TransferTuneError
 
 __all__ = [
     "SPLITS",
@@ -943,3 +943,44 @@ register_problem("darcy", "pdes.darcy", default_resolution=64)
 register_problem(
     "navier_stokes", "pdes.navier_stokes", default_resolution=64, aliases=("navier-stokes", "ns")
 )
+
+
+def load_problem(problem: Any, overrides: Mapping[str, Any] | None = None) -> Problem:
+    """A :class:`Problem` from a name, a ``Problem.config()`` dict or a Problem, plus overrides.
+
+    The one place that turns what a user or a stored study says about a problem into a
+    :class:`Problem`; the search, transfer and landscape code all call it.
+
+    Parameters
+    ----------
+    problem : str, dict or Problem
+        A name for :func:`get_problem`, a config dict with a ``"name"`` key (as stored in a
+        study's user attributes), or a Problem.
+    overrides : mapping, optional
+        Options and solver parameters laid over it (see :func:`get_problem`).
+
+    Raises
+    ------
+    TransferTuneError
+        For anything else, a dict without ``"name"`` or overrides that are not a mapping.
+    """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TransferTuneError(
+            f"problem overrides must be a mapping of option -> value, got {overrides!r}"
+        )
+    overrides = dict(overrides or {})
+    if isinstance(problem, Problem):
+        return problem.with_overrides(**overrides) if overrides else problem
+    if isinstance(problem, Mapping):
+        if "name" not in problem:
+            raise TransferTuneError(
+                f"a problem dict needs a 'name' key (e.g. {{'name': 'burgers', ...}}), got "
+                f"keys {sorted(map(str, problem))}"
+            )
+        return get_problem(**{**problem, **overrides})
+    if not isinstance(problem, str):
+        raise TransferTuneError(
+            f"problem must be a name such as 'burgers', a problem config dict or a "
+            f"pdes.Problem, got {type(problem).__name__}"
+        )
+    return get_problem(problem, **overrides)

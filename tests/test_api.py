@@ -11,7 +11,7 @@ import torch
 from tests.conftest import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.transfer import load_checkpoint, transfer
+from transfer_tune.search.transfer import load_checkpoint, transfer
 
 REOPEN = """
 import json, sys, optuna

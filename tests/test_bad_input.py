@@ -27,14 +27,14 @@ from hypothesis import strategies as st
 from pdes import get_problem
 from tests.conftest import TINY_BURGERS
 from transfer_tune.cli import main
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.search_space import NAMES, SearchSpace
-from transfer_tune.spec import parse_spec
-from transfer_tune.storage import normalize_url
-from transfer_tune.train import HParams
-from transfer_tune.tune import tune
+from transfer_tune.search.search_space import NAMES, SearchSpace
+from transfer_tune.search.spec import parse_spec
+from transfer_tune.search.storage import normalize_url
+from transfer_tune.search.tune import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 #: More examples for a deeper search: BAD_INPUT_EXAMPLES=2000 pytest tests/test_bad_input.py

@@ -24,17 +24,17 @@ from optuna.trial import create_trial
 from optuna_dashboard import get_note
 
 from tests.synthetic import operator_task
-from transfer_tune.dashboard import (
+from transfer_tune.analysis.landscape import study_name, sweep
+from transfer_tune.core.train import TrainData
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.report.dashboard import (
     annotate_all,
     annotate_proxy_study,
     annotate_sweep,
     dashboard_url,
     serve,
 )
-from transfer_tune.errors import TransferTuneError
-from transfer_tune.landscape import study_name, sweep
-from transfer_tune.storage import artifact_dir, get_storage
-from transfer_tune.train import TrainData
+from transfer_tune.search.storage import artifact_dir, get_storage
 
 SWEEP = "dash"
 
@@ -267,7 +267,7 @@ def listening_addresses(port: int) -> set[str]:
 
 def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path):
     port = free_port()
-    code = f"from transfer_tune.dashboard import serve; serve({storage!r}, port={port})"
+    code = f"from transfer_tune.report.dashboard import serve; serve({storage!r}, port={port})"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

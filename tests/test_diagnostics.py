@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from transfer_tune.diagnostics import spectral_norms, update_spectral_norms
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.train import HParams
+from transfer_tune.analysis.diagnostics import spectral_norms, update_spectral_norms
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams
 
 MODES = (4, 16, 64, 256)
 

@@ -17,10 +17,9 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import transfer_tune.landscape as landscape
+import transfer_tune.analysis.landscape as landscape
 from tests.synthetic import operator_task
-from transfer_tune.errors import TransferTuneError
-from transfer_tune.landscape import (
+from transfer_tune.analysis.landscape import (
     list_sweeps,
     load_sweep,
     study_name,
@@ -29,8 +28,9 @@ from transfer_tune.landscape import (
     sweep_kwargs_from_spec,
     values_from_spec,
 )
-from transfer_tune.spec import load_spec
-from transfer_tune.train import TrainData
+from transfer_tune.core.train import TrainData
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.spec import load_spec
 
 LRS = [1e-3, 1e-2, 30.0]  # the last one diverges
 TINY = {
@@ -137,8 +137,8 @@ KILLED_WORKER = """
 import sys, time
 from pathlib import Path
 import torch
-import transfer_tune.landscape as landscape
-from transfer_tune.train import TrainData
+import transfer_tune.analysis.landscape as landscape
+from transfer_tune.core.train import TrainData
 
 torch.set_num_threads(1)
 folder = Path(sys.argv[1])

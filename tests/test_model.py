@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from transfer_tune.core.model import FNO, SpectralConv, check_modes
+from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.model import FNO, SpectralConv, check_modes
-from transfer_tune.parametrization import get_parametrization
 
 
 def identity_conv(channels: int, modes: int, dim: int) -> SpectralConv:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from transfer_tune.analysis.landscape import LandscapeRow, SweepResult
+from transfer_tune.analysis.optimum import Curves, analyze_optimum, landscape_curves, refine_minimum
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.landscape import LandscapeRow, SweepResult
-from transfer_tune.optimum import Curves, analyze_optimum, landscape_curves, refine_minimum
 
 LRS = 2.0 ** np.arange(-14, -4.5, 0.5)  # 2^(1/2) spacing, as DESIGN.md asks
 MODES = (4, 8, 16, 32, 64)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams, _schedule
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.train import HParams, _schedule
 
 
 def build(modes, kind, base, dim=1, width=8, seed=0):

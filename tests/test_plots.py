@@ -13,9 +13,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from transfer_tune.landscape import LandscapeRow, SweepResult
-from transfer_tune.optimum import analyze_optimum
-from transfer_tune.plots import (
+from transfer_tune.analysis.landscape import LandscapeRow, SweepResult
+from transfer_tune.analysis.optimum import analyze_optimum
+from transfer_tune.report.figures import (
     FigureExportWarning,
     heatmap_figure,
     landscape_figure,
@@ -25,7 +25,7 @@ from transfer_tune.plots import (
     spectral_norm_figure,
     tuning_history_figure,
 )
-from transfer_tune.storage import get_storage
+from transfer_tune.search.storage import get_storage
 
 LRS = (2.0 ** np.arange(-12, -5.5, 0.5)).tolist()
 MODES = [4, 8, 16]

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from tests.conftest import TINY_BURGERS
-from transfer_tune import checkpoint
+from transfer_tune.core import checkpoint
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams, TrainData, fit
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.train import HParams, TrainData, fit
-from transfer_tune.tune import tune
+from transfer_tune.search.tune import tune
 
 SCRIPTS = Path(__file__).parent / "scripts"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from transfer_tune.api import tune_then_transfer
-from transfer_tune.search_space import SearchSpace
-from transfer_tune.spec import load_spec
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.spec import load_spec
 
 SPECS = sorted((Path(__file__).parents[1] / "studies").glob("*.toml"))
 

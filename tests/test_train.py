@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from tests.synthetic import operator_task
-from transfer_tune.errors import DivergenceError, TransferTuneError
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.train import (
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import (
     HParams,
     TrainData,
     clip_gradients,
@@ -15,6 +14,7 @@ from transfer_tune.train import (
     fit,
     relative_l2,
 )
+from transfer_tune.errors import DivergenceError, TransferTuneError
 
 
 def data() -> TrainData:

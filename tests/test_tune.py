@@ -8,8 +8,8 @@ from optuna.trial import TrialState
 
 from tests.conftest import TINY_BURGERS
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search_space import SearchSpace
-from transfer_tune.tune import ProxySetup, best_values, tune
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.tune import ProxySetup, best_values, tune
 
 TINY = dict(width=8, n_layers=2, epochs=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8, 16]}

@@ -26,8 +26,8 @@ from optuna.trial import TrialState
 
 from tests.conftest import TINY_BURGERS
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.storage import get_storage, normalize_url
-from transfer_tune.tune import open_study_storage, run_worker, tune
+from transfer_tune.search.storage import get_storage, normalize_url
+from transfer_tune.search.tune import open_study_storage, run_worker, tune
 
 TINY = dict(width=8, n_layers=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8]}

@@ -8,11 +8,12 @@ from typing import Any
 
 import optuna
 
-from transfer_tune.flops import train_step_flops
-from transfer_tune.search_space import SearchSpace
-from transfer_tune.storage import dashboard_command, normalize_url
-from transfer_tune.transfer import TargetPlan, TargetResult, plan_transfer, run_target
-from transfer_tune.tune import ProxySetup, best_values, load_problem, tune
+from pdes import load_problem
+from transfer_tune.core.flops import train_step_flops
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.storage import dashboard_command, normalize_url
+from transfer_tune.search.transfer import TargetPlan, TargetResult, plan_transfer, run_target
+from transfer_tune.search.tune import ProxySetup, best_values, tune
 
 
 @dataclass
@@ -160,7 +161,7 @@ def tune_then_transfer(
     compute["search_fraction_of_target"] = compute["proxy_seconds"] / max(target_seconds, 1e-9)
     study.set_user_attr("compute", compute)
     if annotate:
-        from transfer_tune.dashboard import annotate_proxy_study
+        from transfer_tune.report.dashboard import annotate_proxy_study
 
         annotate_proxy_study(url, study.study_name, image_formats=())
     return TransferResult(

@@ -55,9 +55,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from transfer_tune.spec import load_spec
-    from transfer_tune.storage import dashboard_command, normalize_url
-    from transfer_tune.tune import best_values, tune
+    from transfer_tune.search.spec import load_spec
+    from transfer_tune.search.storage import dashboard_command, normalize_url
+    from transfer_tune.search.tune import best_values, tune
 
     kw = load_spec(args.spec).workflow_kwargs()
     url = normalize_url(args.storage or kw.get("storage"))
@@ -90,8 +90,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_transfer(args: argparse.Namespace) -> int:
     import optuna
 
-    from transfer_tune.storage import dashboard_command, get_storage, normalize_url
-    from transfer_tune.transfer import plan_transfer, run_target
+    from transfer_tune.search.storage import dashboard_command, get_storage, normalize_url
+    from transfer_tune.search.transfer import plan_transfer, run_target
 
     url = normalize_url(args.storage)
     try:
@@ -117,7 +117,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 def _run_workflow(spec: dict, storage: str | None, device: str, quick: bool = False) -> int:
     from transfer_tune.api import tune_then_transfer
-    from transfer_tune.spec import parse_spec
+    from transfer_tune.search.spec import parse_spec
 
     kw = parse_spec(spec).workflow_kwargs()
     if storage:
@@ -129,7 +129,7 @@ def _run_workflow(spec: dict, storage: str | None, device: str, quick: bool = Fa
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from transfer_tune.spec import load_spec
+    from transfer_tune.search.spec import load_spec
 
     return _run_workflow(load_spec(args.spec).raw, args.storage, args.device)
 
@@ -146,8 +146,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
-    from transfer_tune.storage import normalize_url
-    from transfer_tune.tune import best_values, count_finished, open_study_storage, run_worker
+    from transfer_tune.search.storage import normalize_url
+    from transfer_tune.search.tune import (
+        best_values,
+        count_finished,
+        open_study_storage,
+        run_worker,
+    )
 
     url = normalize_url(args.storage)
     done = run_worker(
@@ -170,10 +175,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
-    from transfer_tune.dashboard import annotate_sweep
-    from transfer_tune.landscape import sweep_from_spec
-    from transfer_tune.spec import load_spec
-    from transfer_tune.storage import dashboard_command
+    from transfer_tune.analysis.landscape import sweep_from_spec
+    from transfer_tune.report.dashboard import annotate_sweep
+    from transfer_tune.search.spec import load_spec
+    from transfer_tune.search.storage import dashboard_command
 
     spec = load_spec(args.spec)
     result = sweep_from_spec(spec.raw, storage=args.storage, n_jobs=args.n_jobs, progress=True)
@@ -184,7 +189,7 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from transfer_tune.dashboard import serve
+    from transfer_tune.report.dashboard import serve
 
     serve(args.storage, host=args.host, port=args.port)
     return 0

@@ -1,14 +1,14 @@
-"""The one exception type for user mistakes, and the training-divergence signal."""
+"""The one exception type for user mistakes, and the training-divergence signal.
+
+:class:`TransferTuneError` is defined in :mod:`pdes.errors` (the lower layer) and is the same
+class here, so one ``except`` catches the mistakes of both packages.
+"""
 
 from __future__ import annotations
 
+from pdes.errors import TransferTuneError
 
-class TransferTuneError(ValueError):
-    """A user mistake (bad argument, config, file or storage), with the fix in its message.
-
-    It subclasses :class:`ValueError` so that callers catching ``ValueError`` keep working.
-    The CLI prints it on one line and exits with status 2.
-    """
+__all__ = ["DivergenceError", "TransferTuneError"]
 
 
 class DivergenceError(RuntimeError):

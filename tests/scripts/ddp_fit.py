@@ -12,10 +12,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from tests.synthetic import operator_task  # noqa: E402
-from transfer_tune import distributed
-from transfer_tune.model import FNO
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.train import HParams, TrainData, fit
+from transfer_tune.core import distributed
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams, TrainData, fit
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """From a finished proxy study to the large-K target: the µP plan, then one target run.
 
-The plan reads the per-role multipliers from :mod:`transfer_tune.parametrization` (µP with
+The plan reads the per-role multipliers from :mod:`transfer_tune.core.parametrization` (µP with
 ``K_base`` = the proxy's K); batch size and betas are unchanged. The target run is recorded in
 the same storage as its own study (user attributes link the two), with its per-epoch
 validation losses as intermediate values, its test error at the training resolution and at a
@@ -18,14 +18,15 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from transfer_tune import checkpoint as checkpoint_io
-from transfer_tune import distributed
+from pdes import load_problem
+from transfer_tune.core import checkpoint as checkpoint_io
+from transfer_tune.core import distributed
+from transfer_tune.core.model import FNO, check_modes
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams, TrainData, evaluate, fit, relative_l2, resolve_device
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.model import FNO, check_modes
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.storage import checkpoint_dir, get_storage, normalize_url
-from transfer_tune.train import HParams, TrainData, evaluate, fit, relative_l2, resolve_device
-from transfer_tune.tune import ProxySetup, best_values, load_problem
+from transfer_tune.search.storage import checkpoint_dir, get_storage, normalize_url
+from transfer_tune.search.tune import ProxySetup, best_values
 
 
 @dataclass

@@ -24,12 +24,13 @@ import torch
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from pdes import load_problem
+from transfer_tune.core.model import FNO, check_modes
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
-from transfer_tune.model import FNO, check_modes
-from transfer_tune.parametrization import get_parametrization
-from transfer_tune.search_space import SearchSpace
-from transfer_tune.storage import get_storage, normalize_url
-from transfer_tune.train import HParams, TrainData, fit, resolve_device
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.storage import get_storage, normalize_url
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
@@ -42,19 +43,6 @@ HEARTBEAT_INTERVAL, GRACE_PERIOD = 20, 60
 
 class _SurplusTrial(Exception):
     """Raised inside a trial created after the study already had its ``n_trials``."""
-
-
-def load_problem(problem: Any, overrides: dict | None = None):
-    """A ``pdes.Problem`` from a name, a ``Problem.config()`` dict, or a Problem (+ overrides)."""
-    from pdes import Problem, get_problem
-
-    if isinstance(problem, Problem):
-        return problem.with_overrides(**overrides) if overrides else problem
-    if isinstance(problem, dict):
-        return get_problem(**{**problem, **(overrides or {})})
-    if not isinstance(problem, str):
-        raise TransferTuneError(f"problem must be a name such as 'burgers', got {problem!r}")
-    return get_problem(problem, **(overrides or {}))
 
 
 @dataclass
@@ -354,9 +342,9 @@ def tune(
     epochs : int
         Training epochs per trial (the pruner may stop a trial earlier).
     search_space : dict or SearchSpace, optional
-        Overrides of the default ranges (see :mod:`transfer_tune.search_space`).
+        Overrides of the default ranges (see :mod:`transfer_tune.search.search_space`).
     storage : str, optional
-        Storage URL (:mod:`transfer_tune.storage`); default SQLite file under ``studies/``.
+        Storage URL (:mod:`transfer_tune.search.storage`); default SQLite file under ``studies/``.
     study_name : str, optional
         Default ``"{problem}-proxy-K{proxy_modes}"``.
     n_jobs : int

@@ -14,8 +14,8 @@ import copy
 import torch
 from torch import nn
 
-from transfer_tune.parametrization import Parametrization
-from transfer_tune.train import HParams, clip_gradients, relative_l2
+from transfer_tune.core.parametrization import Parametrization
+from transfer_tune.core.train import HParams, clip_gradients, relative_l2
 
 
 def max_mode_norm(weight: torch.Tensor) -> float:

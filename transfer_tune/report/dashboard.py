@@ -10,7 +10,7 @@ After a tuning run, a transfer, or a sweep, the functions here write what happen
   (:func:`optuna_dashboard.save_plotly_graph_object`): the tuning history, the landscape and
   the optimum-vs-K figure;
 * **artifacts** in the file-system artifact store next to the storage
-  (:func:`transfer_tune.storage.artifact_dir`): the figures as HTML (and PNG when a Chromium
+  (:func:`transfer_tune.search.storage.artifact_dir`): the figures as HTML (and PNG when a Chromium
   is available) and the target checkpoint.
 
 :func:`serve` starts the dashboard on a storage with that artifact store, bound to
@@ -31,7 +31,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.storage import artifact_dir, get_storage, normalize_url, storage_file
+from transfer_tune.search.storage import artifact_dir, get_storage, normalize_url, storage_file
 
 __all__ = [
     "annotate_all",
@@ -108,7 +108,7 @@ def _save_graph(study: optuna.Study, fig: Any, graph_id: str) -> None:
 def _export(
     figs: dict[str, Any], folder: Path, formats: Sequence[str]
 ) -> tuple[list[Path], list[str]]:
-    from transfer_tune.plots import save_figures
+    from transfer_tune.report.figures import save_figures
 
     saved = save_figures({folder / stem: fig for stem, fig in figs.items()}, formats=formats)
     files = [p for s in saved for p in s.files]
@@ -171,7 +171,7 @@ def sweep_note(result: Any, analysis: Any, parametrization: str, modes: int) -> 
 
 
 def _anchor_name(result: Any) -> str:
-    from transfer_tune.landscape import study_name
+    from transfer_tune.analysis.landscape import study_name
 
     kind = result.parametrizations[0]
     k = result.base_modes if result.base_modes in result.modes else result.modes[0]
@@ -195,7 +195,7 @@ def annotate_sweep(
     storage : str or path
         Storage URL.
     sweep_name : str
-        The sweep (see :func:`transfer_tune.landscape.list_sweeps`).
+        The sweep (see :func:`transfer_tune.analysis.landscape.list_sweeps`).
     loss : str
         Loss of the optimum analysis (``"test_loss"``, ``"train_loss"``, ``"val_loss"``).
     param : str, optional
@@ -213,8 +213,8 @@ def annotate_sweep(
     OptimumAnalysis
         The analysis written into the notes.
     """
-    from transfer_tune.landscape import load_sweep, study_name
-    from transfer_tune.optimum import analyze_optimum
+    from transfer_tune.analysis.landscape import load_sweep, study_name
+    from transfer_tune.analysis.optimum import analyze_optimum
 
     url = normalize_url(storage)
     result = load_sweep(url, sweep_name)
@@ -222,7 +222,7 @@ def annotate_sweep(
     store = get_storage(url)
     figs: dict[str, Any] = {}
     if figures or artifacts:
-        from transfer_tune.plots import heatmap_figure, landscape_figure, optimum_figure
+        from transfer_tune.report.figures import heatmap_figure, landscape_figure, optimum_figure
 
         figs["landscape"] = landscape_figure(result, loss=loss, param=param, analysis=analysis)
         figs["optimum"] = optimum_figure(analysis)
@@ -363,7 +363,7 @@ def annotate_proxy_study(
     str
         The Markdown note.
     """
-    from transfer_tune.plots import _target_info, tuning_history_figure
+    from transfer_tune.report.figures import _target_info, tuning_history_figure
 
     url = normalize_url(storage)
     store = get_storage(url)
@@ -415,7 +415,7 @@ def annotate_all(storage: str | os.PathLike | None, **kwargs: Any) -> dict[str, 
     dict
         ``{"proxy": [study names], "landscape": [sweep names]}``.
     """
-    from transfer_tune.landscape import list_sweeps
+    from transfer_tune.analysis.landscape import list_sweeps
 
     url = normalize_url(storage)
     store = get_storage(url)

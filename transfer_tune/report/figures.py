@@ -24,16 +24,16 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from transfer_tune.errors import TransferTuneError
-from transfer_tune.landscape import SWEEPABLE, SweepResult
-from transfer_tune.optimum import (
+from transfer_tune.analysis.landscape import SWEEPABLE, SweepResult
+from transfer_tune.analysis.optimum import (
     Curves,
     OptimumAnalysis,
     analyze_optimum,
     landscape_curves,
     scale_for,
 )
-from transfer_tune.parametrization import get_parametrization
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.errors import TransferTuneError
 
 __all__ = [
     "FigureExportWarning",
@@ -108,7 +108,7 @@ def landscape_figure(
         Which final loss to plot.
     param, fixed
         For two-parameter sweeps: the parameter along x and the values of the other (default:
-        its best value at every x); see :func:`~transfer_tune.optimum.landscape_curves`.
+        its best value at every x); see :func:`~transfer_tune.analysis.optimum.landscape_curves`.
     analysis : OptimumAnalysis or bool
         Optimum markers: an analysis to draw, ``True`` to compute one, ``False`` for none.
     title : str, optional
@@ -482,7 +482,7 @@ def spectral_norm_check(
     """Spectral norm of R at initialisation for every (width, parametrization, K).
 
     The norm is the largest singular value over modes of the spectral weight
-    (:func:`~transfer_tune.diagnostics.spectral_norms`), averaged over ``seeds``; ``ratio``
+    (:func:`~transfer_tune.analysis.diagnostics.spectral_norms`), averaged over ``seeds``; ``ratio``
     divides it by its value at K_base. Under SP the ratio grows like ``sqrt(ln K / ln K_base)``
     when the maximum over modes dominates (width 1); under µP it stays near 1.
 
@@ -493,8 +493,8 @@ def spectral_norm_check(
     """
     import torch
 
-    from transfer_tune.diagnostics import spectral_norms
-    from transfer_tune.model import FNO
+    from transfer_tune.analysis.diagnostics import spectral_norms
+    from transfer_tune.core.model import FNO
 
     modes = sorted(int(k) for k in modes)
     base = min(modes) if base_modes is None else int(base_modes)
@@ -625,7 +625,7 @@ def tuning_history_figure(
     import optuna
     from optuna.trial import TrialState
 
-    from transfer_tune.storage import get_storage
+    from transfer_tune.search.storage import get_storage
 
     store = get_storage(storage)
     try:

@@ -8,8 +8,8 @@ A spec has these tables (all optional except ``[problem]``)::
     [tune]           # n_trials, epochs, sampler, pruner, seed, n_jobs, study_name, storage
     [target]         # epochs, eval_resolution
     [train]          # fixed training settings: clip, clip_value, schedule, weight_decay, ...
-    [search_space]   # see transfer_tune.search_space
-    [landscape]      # read by transfer_tune.landscape
+    [search_space]   # see transfer_tune.search.search_space
+    [landscape]      # read by transfer_tune.analysis.landscape
 """
 
 from __future__ import annotations

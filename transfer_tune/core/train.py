@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from transfer_tune import checkpoint as checkpoint_io
-from transfer_tune import distributed
+from transfer_tune.core import checkpoint as checkpoint_io
+from transfer_tune.core import distributed
+from transfer_tune.core.parametrization import Parametrization, get_parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
-from transfer_tune.parametrization import Parametrization, get_parametrization
 
 SCHEDULES = ("cosine", "step", "none")
 CLIPS = ("norm", "value")

@@ -48,11 +48,11 @@ from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from transfer_tune.core.model import FNO, check_modes
+from transfer_tune.core.parametrization import KINDS, get_parametrization
+from transfer_tune.core.train import HParams, TrainData, evaluate, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
-from transfer_tune.model import FNO, check_modes
-from transfer_tune.parametrization import KINDS, get_parametrization
-from transfer_tune.storage import get_storage, normalize_url
-from transfer_tune.train import HParams, TrainData, evaluate, fit, resolve_device
+from transfer_tune.search.storage import get_storage, normalize_url
 
 __all__ = [
     "DEFAULT_VALUES",
@@ -799,7 +799,7 @@ def sweep(
     epochs : int
         Training epochs of every run.
     storage : str or path, optional
-        Optuna storage URL (see :mod:`transfer_tune.storage`); the default SQLite file if
+        Optuna storage URL (see :mod:`transfer_tune.search.storage`); the default SQLite file if
         ``None``.
     n_jobs : int
         Worker processes sharing the storage (1: run in this process).
@@ -817,7 +817,7 @@ def sweep(
     problem_overrides : mapping, optional
         Keyword arguments of ``get_problem`` when ``problem`` is a name.
     model_options : mapping, optional
-        Extra :class:`~transfer_tune.model.FNO` arguments (``projection_width``,
+        Extra :class:`~transfer_tune.core.model.FNO` arguments (``projection_width``,
         ``grid_features``).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
@@ -1091,7 +1091,7 @@ def load_sweep(
     Parameters
     ----------
     storage : str or path
-        Storage URL (see :mod:`transfer_tune.storage`).
+        Storage URL (see :mod:`transfer_tune.search.storage`).
     sweep_name : str
         Name of the sweep (see :func:`list_sweeps`).
     parametrizations, modes : sequence, optional

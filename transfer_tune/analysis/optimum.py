@@ -1,6 +1,6 @@
 """Where is the loss minimum, and does it move with K? The optimum analysis of a sweep.
 
-For every (parametrization, K) of a :class:`~transfer_tune.landscape.SweepResult`:
+For every (parametrization, K) of a :class:`~transfer_tune.analysis.landscape.SweepResult`:
 
 1. the **seed-averaged curve**: the mean loss over seeds at every grid value (a grid value
    where any seed diverged counts as ``inf``: it is not a safe choice);
@@ -146,7 +146,7 @@ def landscape_curves(
     loss: str = "test_loss",
     fixed: Mapping[str, float] | None = None,
 ) -> Curves:
-    """Curves along ``param`` from a :class:`~transfer_tune.landscape.SweepResult`.
+    """Curves along ``param`` from a :class:`~transfer_tune.analysis.landscape.SweepResult`.
 
     Parameters
     ----------

@@ -1,0 +1,1 @@
+"""The analysis layer: landscape sweeps, optimum statistics and diagnostics (compute only)."""

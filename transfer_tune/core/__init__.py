@@ -1,0 +1,1 @@
+"""The model layer: FNO, the SP/µP table, the training loop and FLOP counts (no Optuna)."""

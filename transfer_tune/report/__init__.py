@@ -1,0 +1,1 @@
+"""The report layer: plotly figures, storage readers, export and optuna-dashboard."""

@@ -1,0 +1,1 @@
+"""The search layer: search space, study specs, storage, proxy search and transfer (Optuna)."""
