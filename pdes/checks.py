@@ -32,8 +32,9 @@ def as_int(value: Any, name: str, minimum: int | None = 1, maximum: int | None =
     """
     if isinstance(value, np.integer):
         value = int(value)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        value = int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        if float(value).is_integer():
+            value = int(value)
     ok = isinstance(value, int) and not isinstance(value, bool)
     if ok and minimum is not None and value < minimum:
         ok = False
