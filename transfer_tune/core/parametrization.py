@@ -30,6 +30,8 @@ from transfer_tune.core.model import ROLES
 from transfer_tune.errors import TransferTuneError
 
 KINDS = ("sp", "mup")
+#: How each kind is named in figures, notes and tables.
+DISPLAY_NAMES = {"mup": "µP", "sp": "SP"}
 #: Roles whose scaling depends on K (the spectral weights R); every other role is unchanged.
 SCALED_ROLES = frozenset({"spectral"})
 
@@ -246,3 +248,8 @@ def get_parametrization(
     if not isinstance(kind, str):
         raise TransferTuneError(f"parametrization kind must be a string, got {kind!r}")
     return Parametrization(kind=kind.lower(), base_modes=base_modes, spectral_std=spectral_std)
+
+
+def display_name(kind: str) -> str:
+    """``"µP"`` for ``"mup"``, ``"SP"`` for ``"sp"``; any other string unchanged."""
+    return DISPLAY_NAMES.get(kind, kind)
