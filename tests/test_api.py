@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -92,10 +93,15 @@ def test_checkpoint_and_compute(result):
     assert "optuna-dashboard" in text and "spectral" in text
 
 
-def test_transfer_from_an_earlier_process_by_name(result):
-    plan, target = transfer("tiny", 8, result.storage, epochs=1, device="cpu", progress=False)
+def test_transfer_from_an_earlier_process_by_name(result, tmp_path):
+    # a copy of the storage, so this test adds no study to the one the other tests read
+    src = result.storage.removeprefix("sqlite:///")
+    shutil.copy(src, tmp_path / "studies.db")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    plan, target = transfer("tiny", 8, url, epochs=1, device="cpu", progress=False)
     assert plan.modes == 8 and target.study_name == "tiny-target-K8"
     with pytest.raises(TransferTuneError, match="already holds a finished run"):
-        transfer("tiny", 8, result.storage, epochs=1, device="cpu", progress=False)
+        transfer("tiny", 8, url, epochs=1, device="cpu", progress=False)
     with pytest.raises(TransferTuneError, match="no study named 'nope'"):
-        transfer("nope", 8, result.storage)
+        transfer("nope", 8, url)
+    assert str(tmp_path) in str(target.checkpoint)  # next to the copied storage

@@ -12,7 +12,13 @@ from pdes import load_problem
 from transfer_tune.core.flops import train_step_flops
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import dashboard_command, normalize_url
-from transfer_tune.search.transfer import TargetPlan, TargetResult, plan_transfer, run_target
+from transfer_tune.search.transfer import (
+    TargetPlan,
+    TargetResult,
+    check_target,
+    plan_transfer,
+    run_target,
+)
 from transfer_tune.search.tune import ProxySetup, best_values, tune
 
 
@@ -115,6 +121,7 @@ def tune_then_transfer(
     """
     url = normalize_url(storage)
     prob = load_problem(problem, problem_overrides)
+    check_target(prob, target_modes, target_epochs, eval_resolution)  # before any trial
     study = tune(
         prob,
         proxy_modes,

@@ -20,7 +20,9 @@ Artifacts (figures, checkpoints) live in a folder next to the storage file:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -207,17 +209,56 @@ def get_storage(
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends
         raise TransferTuneError(
-            f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
+            f"cannot open storage {redact_url(url)}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the URL, that the server "
             "runs and accepts connections, and the credentials."
         ) from exc
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a database URL for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_PASSWORD_IN_QUERY = re.compile(r"(?i)([?&]password=)[^&]*")
+_MAX_STEM = 80
+
+
+def redact_url(url: str | os.PathLike | None) -> str:
+    """``url`` with any password replaced by ``***``, for every message, note and file.
+
+    Covers ``scheme://user:PASSWORD@host/db`` and a ``?password=`` query parameter; other
+    URLs and file paths come back unchanged.
+    """
+    text = "" if url is None else os.fspath(url)
+    if not isinstance(text, str):
+        return repr(text)
+    text = _PASSWORD_IN_QUERY.sub(r"\1***", text)
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        head, sep, tail = rest.partition("/")
+        if "@" in head:
+            creds, host = head.rsplit("@", 1)
+            if ":" in creds:
+                creds = creds.split(":", 1)[0] + ":***"
+            head = f"{creds}@{host}"
+        text = f"{scheme}://{head}{sep}{tail}"
+    return text
+
+
+def safe_filename(name: str, suffix: str = "") -> str:
+    """A file name made from a study name that stays inside the folder it is joined to.
+
+    Names of letters, digits, ``.``, ``_`` and ``-`` (not starting with ``.``, at most 80
+    characters) are kept as they are; any other name becomes a slug of those characters plus
+    the first 10 hex digits of its SHA-256, so ``../../x`` or ``/etc/x`` can never leave the
+    folder and two different names never share a file.
+
+    Raises
+    ------
+    TransferTuneError
+        For an empty or non-string name.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TransferTuneError(f"a study name must be a non-empty string, got {name!r}")
+    slug = _SAFE_CHARS.sub("-", name).strip(".-") or "study"
+    if slug != name or len(name) > _MAX_STEM:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        slug = f"{slug[:_MAX_STEM]}-{digest}"
+    return slug + suffix

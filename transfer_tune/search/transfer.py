@@ -19,13 +19,20 @@ import torch
 from optuna.trial import TrialState
 
 from pdes import load_problem
+from pdes.checks import as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.model import FNO, check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, evaluate, fit, relative_l2, resolve_device
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.storage import checkpoint_dir, get_storage, normalize_url
+from transfer_tune.search.storage import (
+    checkpoint_dir,
+    get_storage,
+    normalize_url,
+    redact_url,
+    safe_filename,
+)
 from transfer_tune.search.tune import ProxySetup, best_values
 
 
@@ -159,6 +166,58 @@ def _fine_problem(problem, eval_resolution: int | None):
         return None
 
 
+def check_data(problem: Any, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Refuse empty or non-finite splits before any training (a NaN would pass for divergence).
+
+    Raises
+    ------
+    TransferTuneError
+        Naming the split and what is wrong with it.
+    """
+    for split in splits:
+        x, y = problem.dataset(split)
+        if x.shape[0] == 0:
+            raise TransferTuneError(
+                f"the {split} split of {problem.name!r} is empty; give n_{split} >= 1"
+            )
+        for label, tensor in (("inputs", x), ("targets", y)):
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise TransferTuneError(
+                    f"the {split} split of {problem.name!r} holds {bad} NaN or inf value(s) in "
+                    f"its {label}; clean the data (a NaN would look like a diverged training)"
+                )
+
+
+def check_target(
+    problem: Any,
+    target_modes: Any,
+    epochs: Any = None,
+    eval_resolution: Any = None,
+) -> None:
+    """Every check on the target run that can be made before the proxy search starts.
+
+    ``target_modes`` must be an integer K >= 2 that the training grid (and the evaluation grid)
+    allows, ``epochs`` a positive integer (or ``None``: the proxy's), ``eval_resolution`` a grid
+    the problem can give; the data of every split must be non-empty and finite.
+
+    Raises
+    ------
+    TransferTuneError
+        With the fix in the message.
+    """
+    as_int(target_modes, "target_modes (K of the target)", minimum=2)
+    check_modes(target_modes, problem.grid_shape)
+    if epochs is not None:
+        as_int(epochs, "target epochs")
+    if eval_resolution is not None:
+        as_int(eval_resolution, "eval_resolution", minimum=2)
+    fine = _fine_problem(problem, eval_resolution)
+    if fine is not None:
+        check_modes(target_modes, fine.grid_shape)
+    check_data(problem)
+
+
 def _start_target_study(store, name: str, plan: TargetPlan, problem_config: dict):
     """Create (or reopen after a crash) the target study and open its one trial (rank 0)."""
     study = optuna.create_study(
@@ -197,9 +256,10 @@ def run_target(
 ) -> TargetResult:
     """Train the target FNO of ``plan`` once and record it in ``storage``.
 
-    The training state is saved after every epoch next to the storage
-    (``<checkpoints>/<study>.state.pt``); launching the same run again after a crash resumes
-    from it and ends as the uninterrupted run would. Under ``torchrun`` the global batch is
+    The training state is saved after every epoch next to the storage (``<checkpoints>/
+    <safe name>.state.pt``; :func:`~transfer_tune.search.storage.safe_filename` keeps any study
+    name inside that folder); launching the same run again after a crash resumes from it and
+    ends as the uninterrupted run would. Under ``torchrun`` the global batch is
     split across ranks and only rank 0 writes to the storage and the checkpoints.
 
     Parameters
@@ -219,10 +279,12 @@ def run_target(
     try:
         proxy = optuna.load_study(study_name=plan.proxy_study, storage=store)
     except KeyError as exc:
-        raise TransferTuneError(f"no proxy study {plan.proxy_study!r} in {url}") from exc
+        raise TransferTuneError(
+            f"no proxy study {plan.proxy_study!r} in {redact_url(url)}"
+        ) from exc
     setup = ProxySetup.from_study(proxy)
     problem = load_problem(setup.problem)
-    check_modes(plan.modes, problem.grid_shape)
+    check_target(problem, plan.modes, plan.epochs, eval_resolution)  # before the study opens
     name = study_name or f"{plan.proxy_study}-target-K{plan.modes}"
     distributed.init_from_env(resolve_device(device))
     main = distributed.is_main()
@@ -258,7 +320,7 @@ def run_target(
             device=device,
             progress=progress,
             description=f"target K={plan.modes}",
-            checkpoint=folder / f"{name}.state.pt",
+            checkpoint=folder / safe_filename(name, ".state.pt"),
         )
     except BaseException:
         if main:
@@ -266,7 +328,7 @@ def run_target(
         raise
     seconds = time.perf_counter() - start
     history = result.to_dict()["history"]
-    path = folder / f"{name}.pt"
+    path = folder / safe_filename(name, ".pt")
     if not main:
         return TargetResult(study_name=name, metrics={}, history=history, checkpoint=str(path))
     for record in result.history:
@@ -329,7 +391,7 @@ def transfer(
         except KeyError as exc:
             names = [s.study_name for s in optuna.get_all_study_summaries(get_storage(url))]
             raise TransferTuneError(
-                f"no study named {study!r} in {url}; studies there: {names or 'none'}"
+                f"no study named {study!r} in {redact_url(url)}; studies there: {names or 'none'}"
             ) from exc
         storage = url
     plan = plan_transfer(study, target_modes, epochs)

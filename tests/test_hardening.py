@@ -1,0 +1,154 @@
+"""Hostile and careless input: names never become paths, passwords never printed, early checks.
+
+Each test reproduces an attack or a mistake found on an earlier main and asserts what happens
+now (issue "Harden it").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from tests.conftest import TINY_BURGERS
+from transfer_tune.api import tune_then_transfer
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.storage import checkpoint_dir, redact_url, safe_filename
+from transfer_tune.search.transfer import transfer
+
+TINY = dict(
+    proxy_modes=4,
+    width=8,
+    n_layers=2,
+    n_trials=2,
+    proxy_epochs=1,
+    target_epochs=1,
+    device="cpu",
+    search_space={"batch_size": [8, 16]},
+    progress=False,
+    annotate=False,
+)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A finished proxy study (and its K=16 target) in an SQLite file of its own folder."""
+    folder = tmp_path_factory.mktemp("hardening") / "deep" / "er"
+    url = f"sqlite:///{folder / 'a.db'}"
+    tune_then_transfer(
+        "burgers",
+        target_modes=16,
+        storage=url,
+        study_name="tiny",
+        problem_overrides=TINY_BURGERS,
+        **TINY,
+    )
+    return url, folder
+
+
+# --------------------------------------------------------------------------- names -> paths
+@pytest.mark.parametrize(
+    "name",
+    ["../../../tgt_escape", "/tmp/absolute_evil", "a/b/../../c", "..", "x" * 300, "µP run"],
+)
+def test_safe_filename_stays_in_its_folder(tmp_path, name):
+    out = safe_filename(name, ".state.pt")
+    assert "/" not in out and not out.startswith(".") and len(out) <= 120
+    assert (tmp_path / out).resolve().parent == tmp_path.resolve()
+    assert out != safe_filename(name + "x", ".state.pt")  # distinct names, distinct files
+
+
+def test_plain_names_keep_their_file_name():
+    assert safe_filename("burgers-proxy-K4-target-K32", ".pt") == "burgers-proxy-K4-target-K32.pt"
+    with pytest.raises(TransferTuneError, match="non-empty"):
+        safe_filename("  ")
+
+
+def test_a_target_study_named_like_a_path_writes_inside_the_checkpoint_folder(tuned):
+    url, folder = tuned
+    for name in ("../../../tgt_escape", "/tmp/tt_abs_escape", "y" * 300):
+        _, target = transfer(
+            "tiny", 8, url, epochs=1, device="cpu", progress=False, study_name=name
+        )
+        ckpt = Path(target.checkpoint).resolve()
+        assert ckpt.parent == checkpoint_dir(url).resolve()
+        assert ckpt.is_file()
+        assert optuna.load_study(study_name=name, storage=url).user_attrs["kind"] == "target"
+    # every file named after them lies in the checkpoint folder, none above the storage's
+    written = list(folder.parent.parent.glob("**/tgt_escape*"))
+    assert written and {p.parent for p in written} == {checkpoint_dir(url)}
+    assert not Path("/tmp/tt_abs_escape.pt").exists()
+
+
+# --------------------------------------------------------------------------- passwords
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://tt:S3cretPW@db.example:5432/transfer_tune",
+        "postgresql+psycopg2://tt:S3cretPW@127.0.0.1/db",
+        "postgresql://tt@127.0.0.1/db?sslmode=disable&password=S3cretPW",
+    ],
+)
+def test_redaction_hides_every_password_form(url):
+    out = redact_url(url)
+    assert "S3cretPW" not in out and "***" in out
+    assert out.split("://")[0] == url.split("://")[0]
+
+
+def test_unreachable_postgres_error_does_not_print_the_password():
+    with pytest.raises(TransferTuneError) as info:
+        transfer("tiny", 8, "postgresql+psycopg2://tt:S3cretPW@127.0.0.1:1/db")
+    assert "S3cretPW" not in str(info.value) and "***" in str(info.value)
+
+
+# --------------------------------------------------------------------------- early checks
+def _no_trials(url: str) -> bool:
+    summaries = optuna.get_all_study_summaries(url, include_best_trial=False)
+    return all(s.n_trials == 0 for s in summaries)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_epochs": -1}, "target epochs must be a positive integer"),
+        ({"target_modes": None}, "target_modes"),
+        ({"target_modes": 1}, "target_modes"),
+        ({"target_modes": "32"}, "target_modes"),
+        ({"target_modes": 64}, "K"),  # more modes than the 64-point grid allows
+        ({"eval_resolution": 12}, "resolution"),  # not a grid the solver can give
+        ({"problem_overrides": {**TINY_BURGERS, "n_test": 0}}, "test split"),
+    ],
+)
+def test_target_mistakes_fail_before_the_proxy_search(tmp_path, kwargs, message):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = {"target_modes": 16, "problem_overrides": TINY_BURGERS, **TINY, **kwargs}
+    with pytest.raises(TransferTuneError, match=message):
+        tune_then_transfer("burgers", storage=url, study_name="early", **args)
+    assert _no_trials(url)
+
+
+@pytest.mark.parametrize(("split", "bad"), [("val", np.nan), ("test", np.inf), ("train", -np.inf)])
+def test_non_finite_data_fails_before_the_proxy_search(tmp_path, split, bad):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 32)).astype(np.float32)
+    y = np.cumsum(x, axis=-1).astype(np.float32)
+    index = {"train": 0, "val": 17, "test": 22}[split]  # splits in order: 16 / 4 / 4
+    y[index, 3] = bad
+    path = tmp_path / "pairs.npz"
+    np.savez(path, x=x, y=y)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    overrides = {"path": str(path), "n_train": 16, "n_val": 4, "n_test": 4}
+    # the train split is caught first by the normaliser's fit, the others by check_data
+    pattern = "NaN or inf" if split == "train" else f"{split} split .* NaN or inf"
+    with pytest.raises(TransferTuneError, match=pattern):
+        tune_then_transfer(
+            "file",
+            target_modes=8,
+            storage=url,
+            study_name="nan",
+            problem_overrides=overrides,
+            **TINY,
+        )
+    assert _no_trials(url)
