@@ -17,14 +17,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from transfer_tune.analysis.diagnostics import spectral_norm_check
 from transfer_tune.analysis.landscape import list_sweeps, load_sweep, sweep, sweep_from_spec
 from transfer_tune.analysis.optimum import analyze_optimum
 from transfer_tune.report.dashboard import annotate_sweep
+from transfer_tune.report.export import save_figures
 from transfer_tune.report.figures import (
     heatmap_figure,
     landscape_figure,
     optimum_figure,
-    save_figures,
     spectral_norm_figure,
 )
 from transfer_tune.search.spec import load_spec
@@ -93,7 +94,7 @@ def main() -> None:
         ),
         args.out / f"{result.name}_optimum": optimum_figure(analysis),
         args.out / "spectral_norm_check": spectral_norm_figure(
-            modes=(4, 8, 16, 32, 64, 128, 256), widths=(1, 32), seeds=range(8)
+            spectral_norm_check(modes=(4, 8, 16, 32, 64, 128, 256), widths=(1, 32), seeds=range(8))
         ),
     }
     if len(result.params) == 2:

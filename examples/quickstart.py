@@ -18,7 +18,9 @@ from transfer_tune.api import tune_then_transfer
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.report.dashboard import annotate_proxy_study
-from transfer_tune.report.figures import save_figure, tuning_history_figure
+from transfer_tune.report.export import save_figure
+from transfer_tune.report.figures import tuning_history_figure
+from transfer_tune.report.readers import read_proxy_history
 from transfer_tune.search.storage import dashboard_command, normalize_url
 
 
@@ -76,7 +78,8 @@ def main() -> None:
 
     # 4. Notes, figures and artifacts for optuna-dashboard; the tuning history as a file.
     annotate_proxy_study(url, result.study.study_name)
-    saved = save_figure(tuning_history_figure(url, result.study.study_name), "figures/quickstart")
+    history = read_proxy_history(url, result.study.study_name)
+    saved = save_figure(tuning_history_figure(history), "figures/quickstart")
     print("\nwrote", ", ".join(map(str, saved.files)))
     print("open the dashboard:", dashboard_command(url))
 

@@ -1,8 +1,14 @@
-"""The dashboard: notes, figures and artifacts on our studies; the server; a real browser."""
+"""The dashboard: notes, figures and artifacts on our studies; the server; a real browser.
+
+The storage is made by the real workflow (a landscape sweep, ``tune`` and ``transfer`` on tiny
+problems, once per module); the tests check what is written against the stored studies and
+the µP formula, never against numbers they wrote themselves.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -19,12 +25,20 @@ import optuna
 import pytest
 import torch
 from optuna.artifacts import get_all_artifact_meta
-from optuna.distributions import FloatDistribution, IntDistribution
-from optuna.trial import create_trial
+from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
+from tests.conftest import TINY_BURGERS
 from tests.synthetic import operator_task
-from transfer_tune.analysis.landscape import study_name, sweep
+from transfer_tune.analysis.landscape import (
+    LandscapeRow,
+    SweepResult,
+    load_sweep,
+    study_name,
+    sweep,
+)
+from transfer_tune.analysis.optimum import analyze_optimum
+from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import TrainData
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.report.dashboard import (
@@ -33,10 +47,17 @@ from transfer_tune.report.dashboard import (
     annotate_sweep,
     dashboard_url,
     serve,
+    sweep_note,
 )
+from transfer_tune.report.figures import tuning_history_figure
+from transfer_tune.report.readers import open_study, read_proxy_history, read_target
 from transfer_tune.search.storage import artifact_dir, get_storage
+from transfer_tune.search.transfer import transfer
+from transfer_tune.search.tune import tune
 
 SWEEP = "dash"
+PROXY = "proxy-K4"
+TARGET = "proxy-K4-target-K16"
 
 
 def find_chromium() -> str | None:
@@ -54,59 +75,9 @@ def find_chromium() -> str | None:
 CHROMIUM = find_chromium()
 
 
-def add_proxy_and_target(url: str, checkpoint: Path) -> None:
-    """A proxy study and its target study, written the way tune/transfer write them."""
-    store = get_storage(url)
-    proxy = optuna.create_study(storage=store, study_name="proxy-K4", direction="minimize")
-    attrs = {
-        "kind": "proxy",
-        "problem": {"name": "burgers", "resolution": 64, "n_train": 32},
-        "model": {"dim": 1, "modes": 4, "width": 8, "n_layers": 2},
-        "parametrization": {"kind": "mup", "base_modes": 4, "spectral_std": None},
-        "search_space": {},
-        "train": {},
-        "epochs": 2,
-        "seed": 0,
-    }
-    for key, value in attrs.items():
-        proxy.set_user_attr(key, value)
-    dists = {
-        "lr": FloatDistribution(1e-4, 1e-1, log=True),
-        "batch_size": IntDistribution(4, 32, log=True),
-    }
-    for lr, batch, value in [(1e-3, 8, 0.31), (4e-3, 16, 0.22), (2e-2, 8, 0.27)]:
-        proxy.add_trial(
-            create_trial(params={"lr": lr, "batch_size": batch}, distributions=dists, value=value)
-        )
-    target = optuna.create_study(storage=store, study_name="target-K16", direction="minimize")
-    groups = [
-        {"role": "spectral", "lr_multiplier": 0.7071, "init_multiplier": 0.7071, "lr": 2.83e-3},
-        {"role": "lifting", "lr_multiplier": 1.0, "init_multiplier": 1.0, "lr": 4e-3},
-    ]
-    plan = {
-        "modes": 16,
-        "base_modes": 4,
-        "lr": 4e-3,
-        "batch_size": 16,
-        "beta1": 0.9,
-        "beta2": 0.999,
-        "groups": groups,
-    }
-    metrics = {"modes": 16, "val_loss": 0.18, "test_loss": 0.19, "test_l2": 0.05, "seconds": 12.0}
-    for key, value in {
-        "kind": "target",
-        "proxy_study": "proxy-K4",
-        "plan": plan,
-        "metrics": metrics,
-        "checkpoint": str(checkpoint),
-    }.items():
-        target.set_user_attr(key, value)
-    target.add_trial(create_trial(value=0.05, intermediate_values={0: 0.4, 1: 0.18}))
-    proxy.set_user_attr("target_study", "target-K16")
-
-
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory) -> str:
+    """A sweep, a proxy study (K = 4) and its transferred target (K = 16), all real runs."""
     folder = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{folder / 'studies.db'}"
     before = torch.get_num_threads()
@@ -117,7 +88,7 @@ def storage(tmp_path_factory) -> str:
         sweep(
             TrainData(x, y, xv, yv),
             modes=[2, 4],
-            values=[1e-3, 1e-2, 30.0],
+            values=[1e-3, 1e-2, 30.0],  # lr = 30 diverges
             seeds=[0],
             epochs=1,
             storage=url,
@@ -129,14 +100,26 @@ def storage(tmp_path_factory) -> str:
             device="cpu",
             progress=False,
         )
+        tune(
+            "burgers",
+            proxy_modes=4,
+            width=8,
+            n_layers=2,
+            n_trials=3,
+            epochs=2,
+            search_space={"batch_size": [8, 16]},
+            storage=url,
+            study_name=PROXY,
+            device="cpu",
+            problem_overrides=TINY_BURGERS,
+            progress=False,
+        )
+        transfer(PROXY, 16, url, epochs=2, device="cpu", progress=False)
     finally:
         torch.set_num_threads(before)
-    checkpoint = folder / "target-K16.pt"
-    checkpoint.write_bytes(b"not really a checkpoint")
-    add_proxy_and_target(url, checkpoint)
     formats = ("png",) if CHROMIUM else ()
     annotate_sweep(url, SWEEP, image_formats=formats)
-    annotate_proxy_study(url, "proxy-K4", image_formats=())  # one Chromium start is enough
+    annotate_proxy_study(url, PROXY, image_formats=())  # one Chromium start is enough
     return url
 
 
@@ -144,13 +127,30 @@ def load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=get_storage(url))
 
 
-def test_notes_figures_and_artifacts_are_written(storage):
-    study = load(storage, study_name(SWEEP, "mup", 4))
-    note = get_note(study)
+def system_attr_keys(url: str, name: str) -> set[str]:
+    """The study's system attribute keys, through the public storage API."""
+    store = get_storage(url)
+    return set(store.get_study_system_attrs(store.get_study_id_from_name(name)))
+
+
+def fmt(value) -> str:
+    """How notes print a number (4 significant digits; integers as they are)."""
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def test_sweep_notes_figures_and_artifacts_are_written(storage):
+    result = load_sweep(storage, SWEEP)
+    analysis = analyze_optimum(result)
+    rows = result.select("mup", 4)
+    diverged = sum(r.diverged for r in rows)
+    assert diverged == sum(r.point["lr"] == 30.0 for r in rows) == 1  # lr = 30, and only it
+    note = get_note(load(storage, study_name(SWEEP, "mup", 4)))
     assert note.startswith(f"## Landscape sweep `{SWEEP}`: µP, K = 4")
-    assert "3/3 runs finished, 1 diverged" in note
-    assert "µP: transfers" in note or "µP: drifts" in note
-    keys = study._storage.get_study_system_attrs(study._study_id)
+    assert f"{len(rows)}/{len(result.points) * len(result.seeds)} runs finished, " in note
+    assert f"finished, {diverged} diverged" in note
+    for kind in ("mup", "sp"):  # the verdicts of the stored sweep, whatever they are
+        assert analysis.verdicts[kind].line in note
+    keys = system_attr_keys(storage, study_name(SWEEP, "mup", 4))
     assert any(k.startswith("dashboard:plot_data:landscape:") for k in keys)
     assert any(k.startswith("dashboard:plot_data:optimum:") for k in keys)
 
@@ -163,25 +163,143 @@ def test_notes_figures_and_artifacts_are_written(storage):
     for meta in get_all_artifact_meta(anchor):
         assert (artifact_dir(storage) / meta.artifact_id).stat().st_size > 0
 
-    proxy = load(storage, "proxy-K4")
+
+def known_sweep() -> SweepResult:
+    """A sweep whose answer is known: µP's optimum sits at lr = 2^-9 for every K; SP's moves
+    down one octave per doubling of K (grid step 2^(1/2), two seeds)."""
+    lrs = (2.0 ** np.arange(-13, -4.5, 0.5)).tolist()
+    modes, kinds, seeds = [4, 8, 16], ["mup", "sp"], [0, 1]
+    rows, number = [], 0
+    for kind in kinds:
+        for k in modes:
+            x_star = -9.0 - (math.log2(k / 4) if kind == "sp" else 0.0)
+            for lr in lrs:
+                for seed in seeds:
+                    loss = 0.05 * math.exp(0.3 * (math.log2(lr) - x_star) ** 2) * (1 + 0.01 * seed)
+                    point = {"lr": lr}
+                    rows.append(
+                        LandscapeRow(kind, k, point, seed, loss, loss, loss, False, number, 0.1)
+                    )
+                    number += 1
+    config = {
+        "params": ["lr"],
+        "values": {"lr": lrs},
+        "seeds": seeds,
+        "modes": modes,
+        "parametrizations": kinds,
+        "base_modes": 4,
+        "epochs": 1,
+        "width": 8,
+        "n_layers": 2,
+        "problem": {"name": "synthetic"},
+    }
+    return SweepResult(name="known", config=config, rows=rows)
+
+
+def test_sweep_note_states_the_known_verdicts():
+    result = known_sweep()
+    analysis = analyze_optimum(result, n_boot=50)
+    note = sweep_note(result, analysis, "mup", 16)
+    assert note.startswith("## Landscape sweep `known`: µP, K = 16")
+    assert "- µP: transfers — " in note
+    assert "- SP: drifts — the optimum lr moves -2.00 log2" in note  # K = 4 -> 16: 2 octaves
+    assert "µP: drifts" not in note and "SP: transfers" not in note
+    assert "**Optimum lr: 0.001953**" in note  # 2^-9, the µP optimum at K = 16
+
+
+def test_proxy_note_reports_the_stored_runs_and_the_mup_rates(storage):
+    proxy = load(storage, PROXY)
+    target = load(storage, TARGET)
     note = get_note(proxy)
-    assert "| lr | 0.004 |" in note and "| batch_size | 16 |" in note
-    assert "| spectral | 0.707100 | 0.707100 | 2.8300e-03 |" in note
-    assert "### Target run `target-K16` (K = 16)" in note and "| test_l2 | 0.05 |" in note
-    assert "the search cost" in note
-    target = load(storage, "target-K16")
-    assert get_note(target).startswith("## Target of proxy study `proxy-K4`")
+    assert note.startswith(f"## Proxy study `{PROXY}`")
+    complete = proxy.get_trials(states=(TrialState.COMPLETE,))
+    pruned = proxy.get_trials(states=(TrialState.PRUNED,))
+    assert f"Trials: {len(complete)} complete, {len(pruned)} pruned, 0 failed" in note
+    best = proxy.best_trial
+    assert f"Best proxy values (trial {best.number}, objective {fmt(best.value)})" in note
+    for key, value in best.params.items():
+        assert f"| {key} | {fmt(value)} |" in note
+
+    lr = best.params["lr"]
+    plan = target.user_attrs["plan"]
+    assert plan["lr"] == lr and plan["batch_size"] == best.params["batch_size"]
+    factor = math.sqrt(math.log(4) / math.log(16))  # c(16) / c(4), the µP rule for R
+    rates = get_parametrization("mup", base_modes=4).learning_rates(16, 1, lr)
+    groups = {g["role"]: g for g in plan["groups"]}
+    assert abs(groups["spectral"]["lr"] - lr * factor) <= 1e-12 * lr
+    assert abs(groups["spectral"]["lr"] - rates["spectral"]) <= 1e-12 * lr
+    assert abs(groups["spectral"]["init_multiplier"] - factor) <= 1e-12
+    row = f"| spectral | {factor:.6f} | {factor:.6f} | {lr * factor:.4e} |"
+    assert row in note
+    for role in ("lifting", "pointwise", "projection", "bias"):
+        assert groups[role]["lr"] == lr
+        assert f"| {role} | 1.000000 | 1.000000 | {lr:.4e} |" in note
+
+    metrics = target.user_attrs["metrics"]
+    assert target.best_value == metrics["test_l2"]  # the target's objective: physical error
+    assert f"### Target run `{TARGET}` (K = 16)" in note
+    for key in ("val_loss", "test_loss", "test_l2"):
+        assert f"| {key} | {fmt(metrics[key])} |" in note
+    seconds = sum(t.duration.total_seconds() for t in proxy.trials if t.duration)
+    assert f"Proxy search: {seconds:.1f} s" in note
+    assert f"the search cost {seconds / metrics['seconds']:.2f}x the target run" in note
+
+    assert get_note(target).startswith(f"## Target of proxy study `{PROXY}`")
     target_files = {a.filename for a in get_all_artifact_meta(target)}
-    assert {"target-K16.pt", "target-K16_plan.json"} <= target_files
+    assert {f"{TARGET}.pt", f"{TARGET}_plan.json"} <= target_files
+    assert any(
+        k.startswith("dashboard:plot_data:tuning-history:")
+        for k in system_attr_keys(storage, TARGET)
+    )
+
+
+def test_readers_give_the_numbers_of_the_study_objects(storage):
+    proxy, target = load(storage, PROXY), load(storage, TARGET)
+    history = read_proxy_history(storage, PROXY)
+    assert history.study_name == PROXY and history.user_attrs == proxy.user_attrs
+    assert [t.number for t in history.trials] == [t.number for t in proxy.trials]
+    assert [t.state for t in history.trials] == [t.state.name for t in proxy.trials]
+    assert history.best.number == proxy.best_trial.number
+    assert history.best.value == proxy.best_value and history.best.params == proxy.best_params
+    assert history.counts["COMPLETE"] == len(proxy.get_trials(states=(TrialState.COMPLETE,)))
+    assert history.modes == proxy.user_attrs["model"]["modes"] == 4
+
+    run = history.target
+    assert run == read_target(storage, TARGET)
+    (trial,) = target.trials
+    metrics = target.user_attrs["metrics"]
+    assert run.name == TARGET and run.modes == 16
+    assert run.value == target.best_value == trial.value
+    assert run.test_loss == metrics["test_loss"] and run.val_loss == metrics["val_loss"]
+    assert run.val_loss == trial.intermediate_values[max(trial.intermediate_values)]
+    assert run.lr == proxy.best_params["lr"] and run.plan == target.user_attrs["plan"]
+    assert run.checkpoint == target.user_attrs["checkpoint"] and Path(run.checkpoint).is_file()
+
+    # the figure draws what the reader read
+    fig = tuning_history_figure(history)
+    roles = {t.meta["role"]: t for t in fig.data}
+    assert roles["target"].y == (target.user_attrs["metrics"]["val_loss"],)
+    assert roles["target"].x == (len(proxy.trials),)
+    done = [t for t in proxy.trials if t.state == TrialState.COMPLETE]
+    assert roles["trial"].y == tuple(t.value for t in done)
+    assert roles["best"].y[-1] == proxy.best_value
+
+    assert read_target(storage, "no-such-study") is None
+    with pytest.raises(TransferTuneError, match="no study named 'nope'.*" + PROXY):
+        read_proxy_history(storage, "nope")
+    assert open_study(get_storage(storage), PROXY).study_name == PROXY
 
 
 def test_annotating_again_replaces_artifacts(storage):
     anchor = load(storage, study_name(SWEEP, "mup", 2))
     count = len(get_all_artifact_meta(anchor))
+    target_count = len(get_all_artifact_meta(load(storage, TARGET)))
     done = annotate_all(storage, image_formats=())
-    assert done == {"proxy": ["proxy-K4"], "landscape": [SWEEP]}
+    assert done == {"proxy": [PROXY], "landscape": [SWEEP]}
     names = [a.filename for a in get_all_artifact_meta(anchor)]
     assert len(names) == len(set(names)) <= count  # replaced, not piled up
+    target_names = [a.filename for a in get_all_artifact_meta(load(storage, TARGET))]
+    assert len(target_names) == len(set(target_names)) == target_count
 
 
 def test_serve_rejects_a_missing_storage(tmp_path):
@@ -284,14 +402,14 @@ def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path
         assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, by default
         by_name = {s["study_name"]: s for s in summaries}
         ours = {study_name(SWEEP, p, k) for p in ("mup", "sp") for k in (2, 4)}
-        assert ours | {"proxy-K4", "target-K16"} <= set(by_name)
+        assert ours | {PROXY, TARGET} <= set(by_name)
         attrs = {a["key"]: a["value"] for a in by_name[study_name(SWEEP, "sp", 4)]["user_attrs"]}
         assert attrs["kind"] == "landscape" and attrs["sweep"] == SWEEP
         sid = by_name[study_name(SWEEP, "mup", 4)]["study_id"]
         detail = get_json(f"{base}/api/studies/{sid}")
         assert detail["note"]["body"].startswith(f"## Landscape sweep `{SWEEP}`")
         assert {"landscape", "optimum"} <= {g["id"] for g in detail["plotly_graph_objects"]}
-        proxy_id = by_name["proxy-K4"]["study_id"]
+        proxy_id = by_name[PROXY]["study_id"]
         assert "µP rescale table" in get_json(f"{base}/api/studies/{proxy_id}")["note"]["body"]
 
         if CHROMIUM is None:

@@ -1,12 +1,20 @@
 """The spectral-norm diagnostic: flat under µP, growing like sqrt(ln K) under SP (width 1)."""
 
+import math
+
 import numpy as np
+import pytest
 import torch
 
-from transfer_tune.analysis.diagnostics import spectral_norms, update_spectral_norms
+from transfer_tune.analysis.diagnostics import (
+    spectral_norm_check,
+    spectral_norms,
+    update_spectral_norms,
+)
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams
+from transfer_tune.errors import TransferTuneError
 
 MODES = (4, 16, 64, 256)
 
@@ -51,3 +59,18 @@ def test_width_32_is_reported_and_update_norm_is_measured():
     # so for a 4x4 complex matrix the largest singular value is at most 4 * sqrt(2) * lr_R
     lr_r = par.learning_rates(8, 1, 1e-3)["spectral"]
     assert all(0 < d <= 4 * np.sqrt(2) * lr_r * (1 + 1e-4) for d in delta), delta
+
+
+def test_spectral_norm_check_records():
+    records = spectral_norm_check(modes=(4, 16, 256), widths=(1, 8), seeds=range(12))
+    assert len(records) == 2 * 2 * 3
+    ratio = {(r["width"], r["parametrization"], r["modes"]): r["ratio"] for r in records}
+    assert ratio[(1, "sp", 256)] > 1.5  # grows like sqrt(ln K) where the max over modes rules
+    assert abs(ratio[(1, "mup", 256)] - 1) < 0.2  # µP stays flat
+    assert all(ratio[(w, p, 4)] == 1.0 for w in (1, 8) for p in ("mup", "sp"))  # K_base
+    mup = get_parametrization("mup", base_modes=4)
+    for r in records:
+        assert abs(r["sqrt_log_ratio"] - math.sqrt(math.log(r["modes"]) / math.log(4))) < 1e-12
+        assert abs(r["sqrt_log_ratio"] * mup.spectral_multiplier(r["modes"], 1) - 1) < 1e-12
+    with pytest.raises(TransferTuneError, match="at least one seed"):
+        spectral_norm_check(modes=(4, 8), seeds=())

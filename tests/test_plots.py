@@ -8,24 +8,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
-from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
 
 from transfer_tune.analysis.landscape import LandscapeRow, SweepResult
 from transfer_tune.analysis.optimum import analyze_optimum
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.report.export import FigureExportWarning, save_figure
 from transfer_tune.report.figures import (
-    FigureExportWarning,
     heatmap_figure,
     landscape_figure,
     optimum_figure,
-    save_figure,
-    spectral_norm_check,
     spectral_norm_figure,
     tuning_history_figure,
 )
-from transfer_tune.search.storage import get_storage
+from transfer_tune.report.readers import ProxyHistory, TargetRun, TrialRecord
 
 LRS = (2.0 ** np.arange(-12, -5.5, 0.5)).tolist()
 MODES = [4, 8, 16]
@@ -173,12 +169,21 @@ def test_optimum_and_heatmap_figures():
     assert len(by_role(fig2, "curve")) == len(KINDS) * len(MODES)
 
 
-def test_spectral_norm_check_figure():
-    records = spectral_norm_check(modes=(4, 16, 256), widths=(1, 8), seeds=range(12))
-    assert len(records) == 2 * 2 * 3
-    ratio = {(r["width"], r["parametrization"], r["modes"]): r["ratio"] for r in records}
-    assert ratio[(1, "sp", 256)] > 1.5  # grows like sqrt(ln K) where the max over modes rules
-    assert abs(ratio[(1, "mup", 256)] - 1) < 0.2  # µP stays flat
+def test_spectral_norm_figure_draws_the_records_it_is_given():
+    records = [
+        {
+            "width": w,
+            "parametrization": kind,
+            "modes": k,
+            "norm": 1.0 + 0.1 * i,
+            "std": 0.01,
+            "ratio": 1.0 + (0.1 * i if kind == "sp" else 0.0),
+            "sqrt_log_ratio": math.sqrt(math.log(k) / math.log(4)),
+        }
+        for w in (1, 8)
+        for kind in ("mup", "sp")
+        for i, k in enumerate((4, 16, 256))
+    ]
     fig = spectral_norm_figure(records)
     curves = by_role(fig, "curve")
     assert sorted((t.meta["width"], t.meta["parametrization"]) for t in curves) == [
@@ -187,46 +192,52 @@ def test_spectral_norm_check_figure():
         (8, "mup"),
         (8, "sp"),
     ]
+    sp = next(t for t in curves if t.meta == {"role": "curve", "parametrization": "sp", "width": 1})
+    assert sp.x == (4, 16, 256) and sp.y == pytest.approx((1.0, 1.1, 1.2))
+    (ref, _) = by_role(fig, "reference")
+    assert ref.y == pytest.approx([math.sqrt(math.log(k) / math.log(4)) for k in (4, 16, 256)])
+    with pytest.raises(TypeError):  # figures only draw: the check runs in analysis.diagnostics
+        spectral_norm_figure(modes=(4, 16), widths=(1,))
 
 
-def test_tuning_history_marks_the_transferred_target(tmp_path):
-    url = f"sqlite:///{tmp_path / 'tune.db'}"
-    store = get_storage(url)
-    proxy = optuna.create_study(storage=store, study_name="proxy", direction="minimize")
-    for key, value in {"kind": "proxy", "model": {"modes": 4}, "epochs": 3}.items():
-        proxy.set_user_attr(key, value)
-    dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
-    for lr, value in [(1e-3, 0.3), (3e-3, 0.2), (1e-2, 0.25)]:
-        proxy.add_trial(create_trial(params={"lr": lr}, distributions=dist, value=value))
-    proxy.add_trial(
-        create_trial(
-            params={"lr": 0.09},
-            distributions=dist,
-            state=TrialState.PRUNED,
-            intermediate_values={0: 0.9},
-        )
+def proxy_history() -> ProxyHistory:
+    """Four proxy trials (one pruned at 0.9) and a target run at K = 32, as plain data."""
+    trials = [
+        TrialRecord(i, "COMPLETE", v, {"lr": lr}, v, 1.0)
+        for i, (lr, v) in enumerate([(1e-3, 0.3), (3e-3, 0.2), (1e-2, 0.25)])
+    ]
+    trials.append(TrialRecord(3, "PRUNED", None, {"lr": 0.09}, 0.9, 0.5))
+    target = TargetRun(
+        name="target",
+        modes=32,
+        lr=3e-3,
+        val_loss=0.12,
+        test_loss=0.13,
+        value=0.05,
+        metrics={"val_loss": 0.12, "test_loss": 0.13, "seconds": 10.0},
+        plan={"modes": 32, "base_modes": 4, "lr": 3e-3, "batch_size": 20, "groups": []},
     )
-    target = optuna.create_study(storage=store, study_name="target", direction="minimize")
-    plan = {"modes": 32, "base_modes": 4, "lr": 3e-3, "batch_size": 20, "groups": []}
-    for key, value in {
-        "kind": "target",
-        "proxy_study": "proxy",
-        "plan": plan,
-        "metrics": {"val_loss": 0.12, "test_loss": 0.13, "seconds": 10.0},
-    }.items():
-        target.set_user_attr(key, value)
-    target.add_trial(create_trial(value=0.13, intermediate_values={0: 0.5, 1: 0.12}))
-    proxy.set_user_attr("target_study", "target")
+    attrs = {"kind": "proxy", "model": {"modes": 4}, "epochs": 3}
+    return ProxyHistory("proxy", attrs, tuple(trials), target)
 
-    fig = tuning_history_figure(url, "proxy")
+
+def test_tuning_history_marks_the_transferred_target():
+    history = proxy_history()
+    fig = tuning_history_figure(history)
     (star,) = by_role(fig, "target")
-    assert star.x == (4,) and star.y == (0.12,)  # after the 4 proxy trials, its val loss
-    assert "K=32" in star.name
+    assert star.x == (len(history.trials),) and star.y == (history.target.val_loss,)
+    assert f"K={history.target.modes}" in star.name
     (line,) = by_role(fig, "target_lr_line")
-    assert line.x == (3e-3, 3e-3)
-    assert by_role(fig, "trial")[0].y == (0.3, 0.2, 0.25)
-    assert by_role(fig, "best")[0].y == (0.3, 0.2, 0.2)
+    assert line.x == (history.target.lr, history.target.lr)
+    values = [t.value for t in history.complete]
+    assert by_role(fig, "trial")[0].y == tuple(values)
+    assert by_role(fig, "best")[0].y == tuple(np.minimum.accumulate(values))
     assert by_role(fig, "pruned")[0].y == (0.9,)
+    assert by_role(fig, "trial_lr")[0].x == tuple(t.params["lr"] for t in history.complete)
+    no_target = tuning_history_figure(ProxyHistory("p", {}, history.trials))
+    assert by_role(no_target, "target") == [] and by_role(no_target, "target_lr_line") == []
+    with pytest.raises(TransferTuneError, match="read_proxy_history"):
+        tuning_history_figure("sqlite:///studies.db", "proxy")
 
 
 def test_save_figure_falls_back_to_html_without_chromium(tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from transfer_tune.core.parametrization import display_name
 from transfer_tune.errors import TransferTuneError
 
 __all__ = [
@@ -323,9 +324,6 @@ class Verdict:
         return self.verdict == "transfers"
 
 
-_NAMES = {"mup": "µP", "sp": "SP"}
-
-
 def _fmt(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.3g}"
 
@@ -373,7 +371,7 @@ class OptimumAnalysis:
         for o in self.optima:
             edge = " (grid edge)" if o.at_edge else ""
             body += (
-                f"| {_NAMES.get(o.parametrization, o.parametrization)} | {o.modes} | "
+                f"| {display_name(o.parametrization)} | {o.modes} | "
                 f"{_fmt(o.value)}{edge} | {_fmt(o.low)} .. {_fmt(o.high)} | "
                 f"{o.shift:+.2f} [{o.shift_low:+.2f}, {o.shift_high:+.2f}] | {_fmt(o.loss)} |\n"
             )
@@ -518,7 +516,7 @@ def _verdict(
     scale: str,
     confidence: float,
 ) -> Verdict:
-    name = _NAMES.get(kind, kind)
+    name = display_name(kind)
     others = [o for o in optima if o.modes != ref and math.isfinite(o.shift)]
     base = next((o for o in optima if o.modes == ref), None)
     values = ", ".join(f"K={o.modes}: {_fmt(o.value)}" for o in optima)

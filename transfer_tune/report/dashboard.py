@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 
+from transfer_tune.core.parametrization import display_name
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.report.readers import ProxyHistory, open_study, read_proxy_history
 from transfer_tune.search.storage import artifact_dir, get_storage, normalize_url, storage_file
 
 __all__ = [
@@ -45,25 +47,12 @@ __all__ = [
     "upload_file",
 ]
 
-_ARTIFACT_PREFIX = "artifacts:"  # where optuna keeps artifact metadata (study system attrs)
-_NAMES = {"mup": "µP", "sp": "SP"}
-
 
 def artifact_store(storage: str | os.PathLike | None) -> FileSystemArtifactStore:
     """The file-system artifact store next to ``storage`` (created if missing)."""
     folder = artifact_dir(normalize_url(storage))
     folder.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(folder))
-
-
-def _load(store: Any, name: str) -> optuna.Study:
-    try:
-        return optuna.load_study(study_name=name, storage=store)
-    except KeyError:
-        names = [s.study_name for s in store.get_all_studies()]
-        raise TransferTuneError(
-            f"no study named {name!r} in the storage; it holds: {', '.join(names) or 'none'}"
-        ) from None
 
 
 def upload_file(
@@ -81,15 +70,11 @@ def upload_file(
     if not path.is_file():
         raise TransferTuneError(f"cannot upload {path}: no such file")
     if replace:
-        attrs = study._storage.get_study_system_attrs(study._study_id)
-        for key, value in attrs.items():
-            if not key.startswith(_ARTIFACT_PREFIX) or not isinstance(value, str):
-                continue
-            meta = json.loads(value)
-            if meta and meta.get("filename") == path.name:
+        for meta in get_all_artifact_meta(study):
+            if meta.filename == path.name:
                 with path.open("rb") as f:
-                    store.write(meta["artifact_id"], f)
-                return meta["artifact_id"]
+                    store.write(meta.artifact_id, f)
+                return meta.artifact_id
     return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 
@@ -108,7 +93,7 @@ def _save_graph(study: optuna.Study, fig: Any, graph_id: str) -> None:
 def _export(
     figs: dict[str, Any], folder: Path, formats: Sequence[str]
 ) -> tuple[list[Path], list[str]]:
-    from transfer_tune.report.figures import save_figures
+    from transfer_tune.report.export import save_figures
 
     saved = save_figures({folder / stem: fig for stem, fig in figs.items()}, formats=formats)
     files = [p for s in saved for p in s.files]
@@ -136,8 +121,7 @@ def sweep_note(result: Any, analysis: Any, parametrization: str, modes: int) -> 
     expected = len(result.points) * len(result.seeds)
     grid = ", ".join(f"{len(v)} values of {p}" for p, v in result.values.items())
     lines = [
-        f"## Landscape sweep `{result.name}`: {_NAMES.get(parametrization, parametrization)}, "
-        f"K = {modes}",
+        f"## Landscape sweep `{result.name}`: {display_name(parametrization)}, K = {modes}",
         "",
         f"{grid} x {len(result.seeds)} seed(s), {result.config['epochs']} epoch(s) per run, "
         f"K_base = {result.base_modes}, width {result.config['width']}, "
@@ -230,13 +214,13 @@ def annotate_sweep(
             figs["heatmap"] = heatmap_figure(result, loss=loss)
     for kind in result.parametrizations:
         for k in result.modes:
-            study = _load(store, study_name(sweep_name, kind, k))
+            study = open_study(store, study_name(sweep_name, kind, k))
             _save_note(study, sweep_note(result, analysis, kind, k))
             if figures:
                 for graph_id, fig in figs.items():
                     _save_graph(study, fig, graph_id)
     if artifacts:
-        anchor = _load(store, _anchor_name(result))
+        anchor = open_study(store, _anchor_name(result))
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
             stems = {f"{sweep_name.replace('/', '_')}_{k}": f for k, f in figs.items()}
@@ -251,38 +235,37 @@ def annotate_sweep(
 # ---------------------------------------------------------------------------------------------
 # Proxy and target studies
 # ---------------------------------------------------------------------------------------------
-def _duration(trial: Any) -> float:
-    return trial.duration.total_seconds() if trial.duration is not None else 0.0
+def proxy_note(history: ProxyHistory) -> str:
+    """The Markdown note of a proxy study (and its transferred target, when there is one).
 
-
-def proxy_note(study: optuna.Study, target: dict[str, Any] | None) -> str:
-    """The Markdown note of a proxy study (and its transferred target, when there is one)."""
-    from optuna.trial import TrialState
-
-    attrs = study.user_attrs
-    trials = study.get_trials(deepcopy=False)
-    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    Parameters
+    ----------
+    history : ProxyHistory
+        From :func:`transfer_tune.report.readers.read_proxy_history`.
+    """
+    attrs = history.user_attrs
+    counts = history.counts
     model = attrs.get("model", {}) or {}
     par = attrs.get("parametrization", {}) or {}
     problem = attrs.get("problem", {}) or {}
     lines = [
-        f"## Proxy study `{study.study_name}`",
+        f"## Proxy study `{history.study_name}`",
         "",
         f"Problem `{problem.get('name', '?')}`"
         + (f" at resolution {problem['resolution']}" if "resolution" in problem else "")
         + (f", {problem['n_train']} training samples" if "n_train" in problem else "")
         + f"; FNO K = {model.get('modes', '?')}, width {model.get('width', '?')}, "
         f"{model.get('n_layers', '?')} layers; parametrization "
-        f"{_NAMES.get(par.get('kind'), par.get('kind', '?'))} with K_base = "
+        f"{display_name(par.get('kind', '?'))} with K_base = "
         f"{par.get('base_modes', '?')}; {attrs.get('epochs', '?')} epochs per trial.",
         "",
-        f"Trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
-        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running.",
+        f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed, {counts['RUNNING']} running.",
         "",
     ]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if complete:
-        best = min(complete, key=lambda t: t.value)
+    best = history.best
+    target = history.target
+    if best is not None:
         lines += [
             f"### Best proxy values (trial {best.number}, objective {_fmt(best.value)})",
             "",
@@ -292,8 +275,8 @@ def proxy_note(study: optuna.Study, target: dict[str, Any] | None) -> str:
         lines += [f"| {k} | {_fmt(v)} |" for k, v in best.params.items()]
         lines.append("")
     if target is not None:
-        plan = target["plan"]
-        metrics = target["metrics"]
+        plan = target.plan
+        metrics = target.metrics
         lines += [
             f"### µP rescale table: K = {plan.get('base_modes', '?')} (proxy) -> "
             f"{plan.get('modes', '?')} (target)",
@@ -312,7 +295,7 @@ def proxy_note(study: optuna.Study, target: dict[str, Any] | None) -> str:
             )
         lines += [
             "",
-            f"### Target run `{target['name']}` (K = {target['modes']})",
+            f"### Target run `{target.name}` (K = {target.modes})",
             "",
             "| metric | value |",
             "|---|---|",
@@ -322,12 +305,14 @@ def proxy_note(study: optuna.Study, target: dict[str, Any] | None) -> str:
             for k, v in metrics.items()
             if isinstance(v, (int, float, str)) or v is None
         ]
-        if target.get("checkpoint"):
-            lines += ["", f"Checkpoint: `{target['checkpoint']}` (also an artifact of the target)"]
+        if target.checkpoint:
+            lines += ["", f"Checkpoint: `{target.checkpoint}` (also an artifact of the target)"]
         lines.append("")
     compute = dict(attrs.get("compute") or {})
-    proxy_seconds = compute.get("proxy_seconds", sum(_duration(t) for t in trials))
-    target_seconds = compute.get("target_seconds", (target or {}).get("metrics", {}).get("seconds"))
+    proxy_seconds = compute.get("proxy_seconds", history.seconds)
+    target_seconds = compute.get(
+        "target_seconds", target.metrics.get("seconds") if target else None
+    )
     lines += ["### Compute", ""]
     text = f"Proxy search: {proxy_seconds:.1f} s (sum of trial durations)"
     if target_seconds:
@@ -363,23 +348,24 @@ def annotate_proxy_study(
     str
         The Markdown note.
     """
-    from transfer_tune.report.figures import _target_info, tuning_history_figure
+    from transfer_tune.report.history import tuning_history_figure
 
     url = normalize_url(storage)
     store = get_storage(url)
-    study = _load(store, proxy_study_name)
-    if study.user_attrs.get("kind") != "proxy":
+    study = open_study(store, proxy_study_name)
+    history = read_proxy_history(store, proxy_study_name)
+    if history.user_attrs.get("kind") != "proxy":
         raise TransferTuneError(
             f"study {proxy_study_name!r} is not a proxy study (kind = "
-            f"{study.user_attrs.get('kind')!r}); for sweeps use annotate_sweep"
+            f"{history.user_attrs.get('kind')!r}); for sweeps use annotate_sweep"
         )
-    target = _target_info(store, study)
-    note = proxy_note(study, target)
+    target = history.target
+    note = proxy_note(history)
     _save_note(study, note)
-    target_study = target["study"] if target else None
+    target_study = open_study(store, target.name) if target else None
     if target_study is not None:
         _save_note(target_study, note.replace("## Proxy study", "## Target of proxy study", 1))
-    fig = tuning_history_figure(url, proxy_study_name) if (figures or artifacts) else None
+    fig = tuning_history_figure(history) if (figures or artifacts) else None
     if figures:
         _save_graph(study, fig, "tuning-history")
         if target_study is not None:
@@ -391,12 +377,12 @@ def annotate_proxy_study(
             for path in files:
                 upload_file(study, path, files_store)
             if target_study is not None:
-                plan_path = Path(tmp) / f"{target['name']}_plan.json"
-                plan_path.write_text(json.dumps(target["plan"], indent=2))
+                plan_path = Path(tmp) / f"{target.name}_plan.json"
+                plan_path.write_text(json.dumps(target.plan, indent=2))
                 upload_file(target_study, plan_path, files_store)
         if warns:
             study.set_user_attr("figure_export", warns[0])
-        checkpoint = target.get("checkpoint") if target else None
+        checkpoint = target.checkpoint if target else None
         if checkpoint:
             if Path(checkpoint).is_file():
                 upload_file(target_study, checkpoint, files_store)

@@ -1,0 +1,179 @@
+"""The tuning-history figure: a proxy search and its transferred target run.
+
+It draws a :class:`~transfer_tune.report.readers.ProxyHistory` (read from the storage by
+:func:`~transfer_tune.report.readers.read_proxy_history`); it never reads a storage itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.report import style
+from transfer_tune.report.readers import ProxyHistory
+
+__all__ = ["tuning_history_figure"]
+
+
+def tuning_history_figure(history: ProxyHistory, title: str | None = None) -> go.Figure:
+    """The proxy search and the transferred target run.
+
+    Left: the objective of every proxy trial (validation loss; pruned trials in grey at
+    their last reported value), the best so far, and the target run's final validation loss
+    as a star after the last trial. Right: objective against learning rate, with the
+    transferred base rate marked.
+
+    Parameters
+    ----------
+    history : ProxyHistory
+        From :func:`transfer_tune.report.readers.read_proxy_history`.
+    title : str, optional
+        Figure title.
+    """
+    if not isinstance(history, ProxyHistory):
+        raise TransferTuneError(
+            "tuning_history_figure draws a ProxyHistory; read one with "
+            "transfer_tune.report.readers.read_proxy_history(storage, study_name)"
+        )
+    trials = history.trials
+    done = history.complete
+    pruned = history.pruned
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.58, 0.42],
+        subplot_titles=["proxy search history", "objective vs learning rate"],
+    )
+    modes = history.modes
+    fig.add_trace(
+        go.Scatter(
+            x=[t.number for t in done],
+            y=[t.value for t in done],
+            mode="markers",
+            name=f"proxy trial (K={modes})" if modes else "proxy trial",
+            marker={"color": "#1f77b4", "size": 7},
+            meta={"role": "trial"},
+        ),
+        row=1,
+        col=1,
+    )
+    if pruned:
+        last = [t.last_intermediate for t in pruned]
+        fig.add_trace(
+            go.Scatter(
+                x=[t.number for t in pruned],
+                y=style.finite_or_none(last),
+                mode="markers",
+                name="pruned / diverged",
+                marker={"color": "lightgrey", "size": 6, "symbol": "x"},
+                meta={"role": "pruned"},
+            ),
+            row=1,
+            col=1,
+        )
+    if done:
+        best, running = [], math.inf
+        for t in done:
+            running = min(running, t.value)
+            best.append(running)
+        fig.add_trace(
+            go.Scatter(
+                x=[t.number for t in done],
+                y=best,
+                mode="lines",
+                line={"shape": "hv", "color": "#1f77b4"},
+                name="best so far",
+                meta={"role": "best"},
+            ),
+            row=1,
+            col=1,
+        )
+    with_lr = [t for t in done if "lr" in t.params]
+    if with_lr:
+        fig.add_trace(
+            go.Scatter(
+                x=[t.params["lr"] for t in with_lr],
+                y=[t.value for t in with_lr],
+                mode="markers",
+                marker={"color": "#1f77b4", "size": 7},
+                showlegend=False,
+                meta={"role": "trial_lr"},
+            ),
+            row=1,
+            col=2,
+        )
+    target = history.target
+    if target is not None:
+        x_last = (trials[-1].number + 1) if trials else 0
+        label = f"target K={target.modes}"
+        y = target.val_loss
+        if y is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[x_last],
+                    y=[y],
+                    mode="markers+text",
+                    marker={
+                        "symbol": "star",
+                        "size": 16,
+                        "color": "#d62728",
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    text=[label],
+                    textposition="top left",
+                    name=f"{label} (transferred, final val loss)",
+                    hovertemplate=f"{label}: final val loss %{{y:.4g}}<br>"
+                    f"test loss {target.test_loss}<extra>target</extra>",
+                    meta={"role": "target"},
+                ),
+                row=1,
+                col=1,
+            )
+        if target.lr is not None:
+            ys = [t.value for t in with_lr] + ([y] if y is not None else [])
+            ys = [v for v in ys if v is not None and math.isfinite(v) and v > 0]
+            span = [min(ys) / 1.2, max(ys) * 1.2] if ys else [None, None]
+            fig.add_trace(
+                go.Scatter(
+                    x=[target.lr, target.lr],
+                    y=span,
+                    mode="lines",
+                    line={"dash": "dash", "color": "#d62728"},
+                    name=f"transferred lr {target.lr:.3g}",
+                    meta={"role": "target_lr_line"},
+                ),
+                row=1,
+                col=2,
+            )
+            if y is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[target.lr],
+                        y=[y],
+                        mode="markers",
+                        marker={
+                            "symbol": "star",
+                            "size": 16,
+                            "color": "#d62728",
+                            "line": {"width": 1, "color": "black"},
+                        },
+                        showlegend=False,
+                        meta={"role": "target_lr"},
+                    ),
+                    row=1,
+                    col=2,
+                )
+    fig.update_xaxes(title_text="trial", row=1, col=1)
+    fig.update_xaxes(title_text="learning rate", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="validation loss (rel. L2)", type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title=title or f"Proxy study {history.study_name!r} and its transferred target run",
+        height=460,
+        width=1100,
+    )
+    return fig
