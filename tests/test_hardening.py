@@ -6,6 +6,8 @@ now (issue "Harden it").
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from tests.conftest import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.storage import checkpoint_dir, redact_url, safe_filename
+from transfer_tune.search.storage import checkpoint_dir, get_storage, redact_url, safe_filename
 from transfer_tune.search.transfer import transfer
 
 TINY = dict(
@@ -152,3 +154,114 @@ def test_non_finite_data_fails_before_the_proxy_search(tmp_path, split, bad):
             **TINY,
         )
     assert _no_trials(url)
+
+
+# --------------------------------------------------------------------------- file system
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 256 KiB tmpfs of the test's own, skipped where mounting is denied."""
+    point = tmp_path / "mnt"
+    point.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(point)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({proc.stderr.strip()}): needs root or CAP_SYS_ADMIN"
+        )
+
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_read_only_folders_give_one_clear_line(small_mount):
+    (small_mount / "x.db").write_bytes(b"")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    for url, words in [
+        (f"sqlite:///{small_mount / 'missing' / 'a.db'}", "cannot create the folder"),
+        (f"journal:{small_mount / 'j.journal'}", "not writable"),
+        (f"sqlite:///{small_mount / 'x.db'}", "not writable"),
+    ]:
+        with pytest.raises(TransferTuneError, match=words):
+            get_storage(url)
+
+
+def test_a_full_disk_is_one_line_from_the_cli(small_mount):
+    url = f"sqlite:///{small_mount / 'full.db'}"
+    (small_mount / "filler").write_bytes(b"\0" * (240 * 1024))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transfer_tune.cli",
+            "transfer",
+            "nope",
+            "--modes",
+            "8",
+            "--storage",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_storage_file_is_not_created_by_transfer(tmp_path):
+    path = tmp_path / "typo.db"
+    with pytest.raises(TransferTuneError, match="no storage file"):
+        transfer("tiny", 8, f"sqlite:///{path}")
+    assert not path.exists()
+
+
+def test_a_corrupt_database_says_so(tmp_path):
+    path = tmp_path / "c.db"
+    path.write_bytes(b"not a database " * 100)
+    with pytest.raises(TransferTuneError, match="damaged or not an Optuna database"):
+        get_storage(f"sqlite:///{path}")
+
+
+def test_a_torn_journal_is_repaired_with_a_backup(tmp_path):
+    path = tmp_path / "t.journal"
+    study = optuna.create_study(storage=get_storage(f"journal:{path}"), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    whole = path.read_bytes()
+    with open(path, "ab") as fh:
+        fh.write(b'{"op_code": 4, "worker_id": "cut-he')  # a kill mid-write
+    with pytest.warns(UserWarning, match="torn record"):
+        storage = get_storage(f"journal:{path}")
+    assert path.read_bytes() == whole
+    (backup,) = tmp_path.glob("t.journal.torn-*")
+    assert backup.read_bytes().startswith(b'{"op_code": 4')
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    reopened = optuna.load_study(study_name="s", storage=get_storage(f"journal:{path}"))
+    assert len(reopened.trials) == 3
+
+
+def test_a_whole_last_record_without_newline_is_kept(tmp_path):
+    path = tmp_path / "n.journal"
+    study = optuna.create_study(storage=get_storage(f"journal:{path}"), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    storage = get_storage(f"journal:{path}")
+    assert path.read_bytes().endswith(b"\n") and not list(tmp_path.glob("*.torn-*"))
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"heartbeat_interval": 0}, "heartbeat_interval"),
+        ({"heartbeat_interval": 30, "grace_period": 10}, "at least the heartbeat interval"),
+        ({"heartbeat_interval": True}, "heartbeat_interval"),
+        ({"grace_period": 10}, "needs heartbeat_interval"),
+    ],
+)
+def test_heartbeat_settings_are_checked(tmp_path, kwargs, words):
+    with pytest.raises(TransferTuneError, match=words):
+        get_storage(f"sqlite:///{tmp_path / 'h.db'}", **kwargs)

@@ -21,15 +21,19 @@ Artifacts (figures, checkpoints) live in a folder next to the storage file:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
+from pdes.checks import as_int
 from transfer_tune.errors import TransferTuneError
 
 ENV_VAR = "TRANSFER_TUNE_STORAGE"
@@ -154,6 +158,7 @@ def get_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     retry_stale_trials: int | None = None,
+    must_exist: bool = False,
 ) -> BaseStorage:
     """Open (creating if needed) the Optuna storage behind ``url``.
 
@@ -166,6 +171,13 @@ def get_storage(
     retry_stale_trials : int, optional
         With heartbeats, re-queue a stale trial up to this many times
         (Optuna's ``RetryHeartbeatStaleTrialCallback``).
+    must_exist : bool
+        Refuse (instead of creating) a missing SQLite or journal file: for commands that read
+        an existing study.
+
+    A journal file whose last record was cut (disk full, a kill mid-write) is repaired on
+    open: the fragment is moved to ``<file>.torn-<time>`` and the file ends at the last whole
+    record.
 
     Raises
     ------
@@ -173,16 +185,37 @@ def get_storage(
         On an unsupported URL, a missing database driver or a server that cannot be reached.
     """
     url = normalize_url(url)
+    path = storage_file(url)
+    if must_exist and path is not None and not path.is_file():
+        raise TransferTuneError(
+            f"no storage file at {path}: run `transfer-tune tune` first, or check --storage "
+            "(or $TRANSFER_TUNE_STORAGE)"
+        )
+    if path is not None:
+        _prepare_folder(path)
     if url.startswith("journal:"):
-        path = storage_file(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lock = optuna.storages.journal.JournalFileOpenLock(str(path))
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise TransferTuneError(f"{name} must be a positive integer (seconds), got {value!r}")
+        _repair_torn_journal(path, lock)
+        try:
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        except OSError as exc:
+            raise TransferTuneError(f"cannot open the journal file {path}: {exc}") from exc
+        except ValueError as exc:  # a damaged record in the middle of the file
+            raise TransferTuneError(
+                f"the journal file {path} is damaged ({exc}); restore it from a backup"
+            ) from exc
+    if heartbeat_interval is not None:
+        as_int(heartbeat_interval, "heartbeat_interval (seconds)")
+        if grace_period is None:
+            grace_period = 2 * heartbeat_interval  # Optuna's own default
+        as_int(grace_period, "grace_period (seconds)")
+        if grace_period < heartbeat_interval:
+            raise TransferTuneError(
+                f"grace_period ({grace_period} s) must be at least the heartbeat interval "
+                f"({heartbeat_interval} s); a few intervals is usual"
+            )
+    elif grace_period is not None:
+        raise TransferTuneError("grace_period needs heartbeat_interval")
     kwargs: dict = {}
     if heartbeat_interval is not None:
         kwargs["heartbeat_interval"] = heartbeat_interval
@@ -196,7 +229,6 @@ def get_storage(
             kwargs["heartbeat_stale_trial_callback"] = retry
     engine_kwargs: dict = {}
     if url.startswith("sqlite:///"):
-        storage_file(url).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": 60}
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's terms
@@ -208,11 +240,71 @@ def get_storage(
             "for PostgreSQL run: pip install psycopg2-binary"
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if path is not None:
+            raise TransferTuneError(
+                f"cannot open the SQLite storage {path}: {first}. The file may be damaged or "
+                "not an Optuna database: move it aside or choose another --storage"
+            ) from exc
         raise TransferTuneError(
             f"cannot open storage {redact_url(url)}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the URL, that the server "
             "runs and accepts connections, and the credentials."
         ) from exc
+
+
+def _prepare_folder(path: Path) -> None:
+    """Create the storage file's folder, or say in one line why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TransferTuneError(
+            f"cannot create the folder {path.parent} for the storage file: {exc.strerror or exc}"
+        ) from exc
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise TransferTuneError(
+            f"{target} is not writable: choose a storage in a folder you can write to "
+            "(--storage or $TRANSFER_TUNE_STORAGE)"
+        )
+
+
+def _repair_torn_journal(path: Path, lock: Any) -> None:
+    """Cut a journal's torn last record (no final newline) into a backup file.
+
+    Writers append whole lines under ``lock``, so holding it no write is half done. A last
+    line that is valid JSON only lacks its newline, which is added back instead.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        fragment = data[cut:]
+        try:
+            json.loads(fragment)
+        except ValueError:
+            backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+            backup.write_bytes(fragment)
+            with open(path, "r+b") as fh:
+                fh.truncate(cut)
+            warnings.warn(
+                f"the journal {path} ended in a torn record ({len(fragment)} bytes, e.g. a "
+                f"kill mid-write); moved it to {backup} and went on",
+                stacklevel=3,
+            )
+        else:
+            with open(path, "ab") as fh:
+                fh.write(b"\n")
+    finally:
+        lock.release()
 
 
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -387,9 +387,10 @@ def transfer(
     if isinstance(study, str):
         url = normalize_url(storage)
         try:
-            study = optuna.load_study(study_name=study, storage=get_storage(url))
+            store = get_storage(url, must_exist=True)
+            study = optuna.load_study(study_name=study, storage=store)
         except KeyError as exc:
-            names = [s.study_name for s in optuna.get_all_study_summaries(get_storage(url))]
+            names = [s.study_name for s in optuna.get_all_study_summaries(store)]
             raise TransferTuneError(
                 f"no study named {study!r} in {redact_url(url)}; studies there: {names or 'none'}"
             ) from exc
