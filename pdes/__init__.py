@@ -5,6 +5,15 @@ normalised ``(x, y)`` tensors shaped ``(N, C, *grid)``. Generated problems ("bur
 "darcy", "navier_stokes") are solved once per split and cached on disk by config hash
 (:mod:`pdes.cache`); ``get_problem("file", path=...)`` reads a file the user already has
 (:func:`load_pairs`: FNO ``.mat``, PDEBench HDF5, neuraloperator ``.pt``, ``.npz``).
+
+The lowest layer of transfer-tune: it imports nothing from :mod:`transfer_tune`.
+
+Modules: ``registry`` (ProblemSpec, register/list/get_problem, load_problem), ``problem``
+(the Problem: splits, cache, normalisers, config), ``file_problem`` (the "file" problem),
+``burgers``, ``darcy``, ``navier_stokes`` (solvers), ``generation`` (what every solver's
+``generate`` shares), ``grf`` (Gaussian random fields), ``cache`` (checked disk cache),
+``loaders`` (input/output pairs from files) over ``formats`` (file readers), ``normalize``,
+``checks`` (argument checks), ``errors`` (TransferTuneError).
 """
 
 from pdes.errors import TransferTuneError

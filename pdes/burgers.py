@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 from pdes.generation import (
-    check_generate_args,
     check_subsample_resolution,
-    map_chunks,
+    generate_pairs,
     resolve_params,
     sample_generators,
 )
@@ -162,9 +162,11 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float) -> np.ndarray:
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = resolve_params(DEFAULTS, params, "burgers")
-    n_fine = p["n_fine"]
-    if int(n_fine) != n_fine or n_fine < 4 or n_fine % 2:
-        raise TransferTuneError(f"burgers n_fine must be an even integer >= 4, got {n_fine!r}.")
+    p["n_fine"] = as_int(p["n_fine"], "burgers n_fine", minimum=4)
+    if p["n_fine"] % 2:
+        raise TransferTuneError(
+            f"burgers n_fine must be an even integer >= 4, got {p['n_fine']!r}."
+        )
     return p
 
 
@@ -218,37 +220,25 @@ def generate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate Burgers pairs ``(u(., 0), u(., T))``.
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of pairs.
-    resolution : int
-        Output grid points; must divide ``n_fine`` (see :func:`check_resolution`).
-    seed : int
-        Sample ``i`` depends only on ``(seed, i, params)``.
-    progress : bool
-        Show a tqdm bar.
-    n_jobs : int
-        joblib processes over chunks of samples (``-1``: all cores).
-    **params
-        Overrides of :data:`DEFAULTS`.
+    ``resolution`` must divide ``n_fine`` (see :func:`check_resolution`); ``**params``
+    overrides :data:`DEFAULTS`; the other arguments are those of
+    :func:`pdes.generation.generate_pairs` (sample ``i`` depends only on ``(seed, i, params)``).
 
     Returns
     -------
     x, y : ndarray, shape (n_samples, 1, resolution), float32
         Initial and final states at ``x_j = j / resolution``.
     """
-    check_generate_args(n_samples, seed)
-    p = _params(params)
-    check_resolution(resolution, **params)
-    return map_chunks(
+    return generate_pairs(
+        "burgers",
         _chunk,
-        int(n_samples),
         _CHUNK,
-        int(seed),
-        int(resolution),
-        p,
-        n_jobs=n_jobs,
+        _params,
+        check_resolution,
+        n_samples,
+        resolution,
+        seed,
         progress=progress,
-        desc="burgers",
+        n_jobs=n_jobs,
+        params=params,
     )

@@ -45,10 +45,10 @@ import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
+from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 from pdes.generation import (
-    check_generate_args,
-    map_chunks,
+    generate_pairs,
     resolve_params,
     sample_generators,
 )
@@ -223,9 +223,7 @@ def allowed_resolutions(n_fine: int) -> list[int]:
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = resolve_params(DEFAULTS, params, "darcy")
-    n_fine = p["n_fine"]
-    if int(n_fine) != n_fine or n_fine < 3:
-        raise TransferTuneError(f"darcy n_fine must be an integer >= 3, got {n_fine!r}.")
+    p["n_fine"] = as_int(p["n_fine"], "darcy n_fine", minimum=3)
     if not (p["a_pos"] > 0 and p["a_neg"] > 0):
         raise TransferTuneError(
             f"darcy a_pos and a_neg must be positive, got {p['a_pos']} and {p['a_neg']}."
@@ -281,23 +279,12 @@ def generate(
     n_jobs: int = 1,
     **params: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Generate Darcy pairs (coefficient ``a``, solution ``u``).
+    """Generate Darcy pairs (coefficient ``a``, solution ``u``); one sparse solve per sample.
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of pairs.
-    resolution : int
-        Output nodes per axis, boundary included; ``resolution - 1`` must divide ``n_fine - 1``
-        (see :func:`check_resolution`).
-    seed : int
-        Sample ``i`` depends only on ``(seed, i, params)``.
-    progress : bool
-        Show a tqdm bar.
-    n_jobs : int
-        joblib processes (``-1``: all cores); one sparse solve per sample.
-    **params
-        Overrides of :data:`DEFAULTS`.
+    ``resolution`` counts nodes per axis, boundary included; ``resolution - 1`` must divide
+    ``n_fine - 1`` (see :func:`check_resolution`). ``**params`` overrides :data:`DEFAULTS`;
+    the other arguments are those of :func:`pdes.generation.generate_pairs` (sample ``i``
+    depends only on ``(seed, i, params)``).
 
     Returns
     -------
@@ -306,17 +293,16 @@ def generate(
     y : ndarray, shape (n_samples, 1, resolution, resolution), float32
         Solution ``u`` at the same nodes (zero on the boundary).
     """
-    check_generate_args(n_samples, seed)
-    p = _params(params)
-    check_resolution(resolution, **params)
-    return map_chunks(
+    return generate_pairs(
+        "darcy",
         _chunk,
-        int(n_samples),
         _CHUNK,
-        int(seed),
-        int(resolution),
-        p,
-        n_jobs=n_jobs,
+        _params,
+        check_resolution,
+        n_samples,
+        resolution,
+        seed,
         progress=progress,
-        desc="darcy",
+        n_jobs=n_jobs,
+        params=params,
     )

@@ -2,7 +2,8 @@
 
 Every generator (``pdes.burgers``, ``pdes.darcy``, ``pdes.navier_stokes``) draws sample ``i``
 from its own seeded generator, merges user parameters over its ``DEFAULTS``, checks that a
-resolution is a subsample of its fine grid, and maps chunks of samples over joblib workers.
+resolution is a subsample of its fine grid, and maps chunks of samples over joblib workers;
+its ``generate`` is :func:`generate_pairs` with its own chunk solver.
 Sample ``i`` of seed ``s`` uses ``default_rng(SeedSequence(s, spawn_key=(i,)))`` (the ``i``-th
 child of ``default_rng(s)``), so it is the same whatever the number of samples, the chunking
 and the number of worker processes.
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 
 
@@ -59,10 +61,9 @@ def sample_generators(seed: int, start: int, stop: int) -> list[np.random.Genera
     start, stop : int
         Sample index range.
     """
-    if int(seed) != seed or seed < 0:
-        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
+    seed = as_int(seed, "seed", minimum=0)
     return [
-        np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
         for i in range(start, stop)
     ]
 
@@ -89,14 +90,6 @@ def resolve_params(
     out = dict(defaults)
     out.update(params)
     return out
-
-
-def check_generate_args(n_samples: int, seed: int) -> None:
-    """Validate the common ``generate`` arguments (non-negative integers)."""
-    if int(n_samples) != n_samples or n_samples < 0:
-        raise TransferTuneError(f"n_samples must be a non-negative integer, got {n_samples!r}.")
-    if int(seed) != seed or seed < 0:
-        raise TransferTuneError(f"seed must be a non-negative integer, got {seed!r}.")
 
 
 def map_chunks(
@@ -155,3 +148,75 @@ def map_chunks(
     if bar is not None:
         bar.close()
     return tuple(np.concatenate(parts, axis=0) for parts in zip(*results, strict=True))
+
+
+#: A chunk solver: ``chunk(start, stop, seed, resolution, params) -> (x, y)`` for samples
+#: ``start..stop-1``; module-level so that joblib can pickle it.
+ChunkSolver = Callable[[int, int, int, int, dict[str, Any]], tuple[np.ndarray, np.ndarray]]
+
+
+def generate_pairs(
+    problem: str,
+    chunk: ChunkSolver,
+    chunk_size: int,
+    resolve: Callable[[dict[str, Any]], dict[str, Any]],
+    check_resolution: Callable[..., None],
+    n_samples: int,
+    resolution: int,
+    seed: int,
+    *,
+    progress: bool = False,
+    n_jobs: int = 1,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What every solver's ``generate`` does: check the arguments, solve chunk by chunk.
+
+    Parameters
+    ----------
+    problem : str
+        Problem name (error messages and the progress bar).
+    chunk : callable
+        The solver's chunk function (see :data:`ChunkSolver`).
+    chunk_size : int
+        Samples per ``chunk`` call (does not change the data).
+    resolve : callable
+        ``resolve(params) -> p``: the solver's parameters checked and merged over its
+        ``DEFAULTS``.
+    check_resolution : callable
+        ``check_resolution(resolution, **params)``; raises unless the grid is allowed.
+    n_samples : int
+        Number of pairs (>= 0).
+    resolution : int
+        Output grid points per axis.
+    seed : int
+        Non-negative; sample ``i`` depends only on ``(seed, i, params)``, not on
+        ``n_samples``, the chunking or ``n_jobs``.
+    progress : bool
+        Show a tqdm bar.
+    n_jobs : int
+        joblib processes over chunks of samples (``1``: this process; ``-1``: all cores).
+    params : mapping, optional
+        Overrides of the solver's ``DEFAULTS``.
+
+    Returns
+    -------
+    x, y : ndarray, float32
+        Shaped ``(n_samples, C, *grid)``, as the solver's ``chunk`` returns them.
+    """
+    n_samples = as_int(n_samples, "n_samples", minimum=0)
+    seed = as_int(seed, "seed", minimum=0)
+    params = dict(params or {})
+    p = resolve(params)
+    check_resolution(resolution, **params)
+    x, y = map_chunks(
+        chunk,
+        n_samples,
+        chunk_size,
+        seed,
+        int(resolution),
+        p,
+        n_jobs=n_jobs,
+        progress=progress,
+        desc=problem,
+    )
+    return x, y

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.fft as sfft
 
+from pdes.checks import as_float, as_int
 from pdes.errors import TransferTuneError
 
 __all__ = ["GaussianRandomField"]
@@ -84,18 +85,12 @@ class GaussianRandomField:
         if boundary not in ("periodic", "neumann"):
             raise TransferTuneError(f"unknown boundary {boundary!r}; use 'periodic' or 'neumann'.")
         min_n = 2 if boundary == "periodic" else 3
-        if int(n) != n or n < min_n:
-            raise TransferTuneError(f"grid size n must be an integer >= {min_n}, got {n!r}.")
-        if not (tau > 0 and sigma >= 0 and alpha > 0):
-            raise TransferTuneError(
-                f"need alpha > 0, tau > 0 and sigma >= 0, got alpha={alpha}, tau={tau}, "
-                f"sigma={sigma}."
-            )
+        n = as_int(n, f"grid size n ({boundary} boundary)", minimum=min_n)
         self.dim = int(dim)
-        self.n = int(n)
-        self.alpha = float(alpha)
-        self.tau = float(tau)
-        self.sigma = float(sigma)
+        self.n = n
+        self.alpha = as_float(alpha, "GaussianRandomField alpha", positive=True)
+        self.tau = as_float(tau, "GaussianRandomField tau", positive=True)
+        self.sigma = as_float(sigma, "GaussianRandomField sigma", minimum=0.0)
         self.boundary = boundary
         self.zero_mean = bool(zero_mean)
         self.shape: tuple[int, ...] = (self.n,) * self.dim

@@ -60,11 +60,11 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 from pdes.generation import (
-    check_generate_args,
     check_subsample_resolution,
-    map_chunks,
+    generate_pairs,
     resolve_params,
     sample_generators,
 )
@@ -313,14 +313,13 @@ def enstrophy(w: np.ndarray) -> np.ndarray:
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = resolve_params(DEFAULTS, params, "navier_stokes")
-    n_fine = p["n_fine"]
-    if int(n_fine) != n_fine or n_fine < 4 or n_fine % 2:
+    p["n_fine"] = as_int(p["n_fine"], "navier_stokes n_fine", minimum=4)
+    if p["n_fine"] % 2:
         raise TransferTuneError(
-            f"navier_stokes n_fine must be an even integer >= 4, got {n_fine!r}."
+            f"navier_stokes n_fine must be an even integer >= 4, got {p['n_fine']!r}."
         )
     for key in ("n_in", "n_out"):
-        if int(p[key]) != p[key] or p[key] < 1:
-            raise TransferTuneError(f"navier_stokes {key} must be an integer >= 1, got {p[key]!r}.")
+        p[key] = as_int(p[key], f"navier_stokes {key}")
     if p["precision"] not in ("float32", "float64"):
         raise TransferTuneError(
             f"navier_stokes precision must be 'float32' or 'float64', got {p['precision']!r}."
@@ -407,20 +406,10 @@ def generate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate Navier-Stokes pairs (input vorticity snapshots, output vorticity snapshots).
 
-    Parameters
-    ----------
-    n_samples : int
-        Number of pairs.
-    resolution : int
-        Output grid points per axis; must divide ``n_fine`` (see :func:`check_resolution`).
-    seed : int
-        Sample ``i`` depends only on ``(seed, i, params)``.
-    progress : bool
-        Show a tqdm bar.
-    n_jobs : int
-        joblib processes over chunks of samples (``-1``: all cores).
-    **params
-        Overrides of :data:`DEFAULTS`.
+    ``resolution`` (grid points per axis) must divide ``n_fine`` (see
+    :func:`check_resolution`); ``**params`` overrides :data:`DEFAULTS`; the other arguments
+    are those of :func:`pdes.generation.generate_pairs` (sample ``i`` depends only on
+    ``(seed, i, params)``).
 
     Returns
     -------
@@ -429,17 +418,16 @@ def generate(
     y : ndarray, shape (n_samples, n_out, resolution, resolution), float32
         Vorticity at the output times.
     """
-    check_generate_args(n_samples, seed)
-    p = _params(params)
-    check_resolution(resolution, **params)
-    return map_chunks(
+    return generate_pairs(
+        "navier_stokes",
         _chunk,
-        int(n_samples),
         _CHUNK,
-        int(seed),
-        int(resolution),
-        p,
-        n_jobs=n_jobs,
+        _params,
+        check_resolution,
+        n_samples,
+        resolution,
+        seed,
         progress=progress,
-        desc="navier_stokes",
+        n_jobs=n_jobs,
+        params=params,
     )

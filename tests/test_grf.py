@@ -127,7 +127,7 @@ def test_bad_arguments_raise_transfer_tune_error():
         GaussianRandomField(3, 8)
     with pytest.raises(TransferTuneError, match="one per sample"):
         GaussianRandomField(1, 8).sample(3, sample_generators(0, 0, 2))
-    with pytest.raises(TransferTuneError, match="non-negative"):
+    with pytest.raises(TransferTuneError, match="seed must be an integer >= 0, got -1"):
         sample_generators(-1, 0, 1)
 
 

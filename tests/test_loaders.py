@@ -281,7 +281,7 @@ def test_bad_options(tmp_path: Path) -> None:
         load_pairs(path, x_time=0)
     with pytest.raises(TransferTuneError, match="2 spatial axes"):
         load_pairs(path, subsample=(2, 2, 2))
-    with pytest.raises(TransferTuneError, match=">= 1"):
+    with pytest.raises(TransferTuneError, match="subsample must be a positive integer, got 0"):
         load_pairs(path, subsample=0)
     with pytest.raises(TransferTuneError, match="n_samples"):
         load_pairs(path, n_samples=0)

@@ -107,7 +107,7 @@ def test_unknown_problem_and_options(tmp_path: Path) -> None:
         get_problem("fake1d", resolution=48)
     with pytest.raises(TransferTuneError, match="scale=.*str"):
         get_problem("fake1d", scale="big")
-    with pytest.raises(TransferTuneError, match="n_train must be an int >= 1"):
+    with pytest.raises(TransferTuneError, match="n_train must be a positive integer, got 0"):
         get_problem("fake1d", n_train=0)
     with pytest.raises(TransferTuneError, match="seed"):
         get_problem("fake1d", seed=-1)
