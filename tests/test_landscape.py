@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import transfer_tune.analysis.landscape as landscape
+import transfer_tune.analysis.landscape.objective as objective
 from tests.synthetic import operator_task
 from transfer_tune.analysis.landscape import (
     list_sweeps,
@@ -31,6 +32,7 @@ from transfer_tune.analysis.landscape import (
 from transfer_tune.core.train import TrainData
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.spec import load_spec
+from transfer_tune.search.storage import get_storage
 
 LRS = [1e-3, 1e-2, 30.0]  # the last one diverges
 TINY = {
@@ -61,7 +63,7 @@ def tiny_data() -> tuple[TrainData, tuple[torch.Tensor, torch.Tensor]]:
 
 def finished(url: str, name: str) -> dict:
     """Per study: {trial number: datetime_start} of every COMPLETE/PRUNED trial."""
-    store = landscape.get_storage(url)
+    store = get_storage(url)
     out = {}
     for kind in ("mup", "sp"):
         for k in (2, 4):
@@ -78,7 +80,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_points(tmp_path, m
     data, test = tiny_data()
     kwargs = dict(modes=[2, 4], values=LRS, seeds=[0], epochs=1, storage=url, sweep_name="s")
     calls = {"n": 0, "interrupt_at": 4}
-    real_fit = landscape.fit
+    real_fit = objective.fit
 
     def counting_fit(*args, **kw):
         calls["n"] += 1
@@ -86,7 +88,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_points(tmp_path, m
             raise KeyboardInterrupt  # Ctrl-C in the middle of the 4th run
         return real_fit(*args, **kw)
 
-    monkeypatch.setattr(landscape, "fit", counting_fit)
+    monkeypatch.setattr(objective, "fit", counting_fit)
     with pytest.raises(KeyboardInterrupt):
         sweep(data, test_data=test, **kwargs, **TINY)
     before = finished(url, "s")
@@ -101,11 +103,11 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_points(tmp_path, m
     for key, trials in before.items():  # the runs of the first call are untouched
         for number, start in trials.items():
             assert after[key][number] == start
-    store = landscape.get_storage(url)
+    store = get_storage(url)
     failed = [
         t
         for s in store.get_all_studies()
-        for t in store.get_all_trials(s._study_id)
+        for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials()
         if t.state == TrialState.FAIL
     ]
     assert len(failed) == 1  # the interrupted run, retried once
@@ -138,12 +140,13 @@ import sys, time
 from pathlib import Path
 import torch
 import transfer_tune.analysis.landscape as landscape
+import transfer_tune.analysis.landscape.objective as objective
 from transfer_tune.core.train import TrainData
 
 torch.set_num_threads(1)
 folder = Path(sys.argv[1])
 x, y, xv, yv, xt, yt = torch.load(folder / "data.pt", weights_only=True)
-real_fit = landscape.fit
+real_fit = objective.fit
 count = {"n": 0}
 
 def slow_fit(*args, **kw):
@@ -153,7 +156,7 @@ def slow_fit(*args, **kw):
         time.sleep(120)  # killed here
     return real_fit(*args, **kw)
 
-landscape.fit = slow_fit
+objective.fit = slow_fit
 landscape.sweep(TrainData(x, y, xv, yv), test_data=(xt, yt), modes=[2, 4],
                 values=[1e-3, 1e-2, 30.0], parametrizations=["mup"], seeds=[0], epochs=1,
                 storage=sys.argv[2], sweep_name="k", width=8, n_layers=2,
@@ -179,20 +182,20 @@ def test_killed_worker_leaves_a_running_trial_that_resume_fails_and_reruns(tmp_p
     finally:
         proc.kill()
         proc.wait()
-    store = landscape.get_storage(url)
+    store = get_storage(url)
     study = optuna.load_study(study_name=study_name("k", "mup", 2), storage=store)
     states = sorted((t.number, t.state) for t in study.get_trials())
     assert states == [(0, TrialState.PRUNED), (1, TrialState.COMPLETE), (2, TrialState.RUNNING)]
     first_two = {t.number: t.datetime_start for t in study.get_trials()[:2]}
 
     calls = {"n": 0}
-    real_fit = landscape.fit
+    real_fit = objective.fit
 
     def counting_fit(*args, **kw):
         calls["n"] += 1
         return real_fit(*args, **kw)
 
-    monkeypatch.setattr(landscape, "fit", counting_fit)
+    monkeypatch.setattr(objective, "fit", counting_fit)
     result = sweep(
         data,
         test_data=(xt, yt),
@@ -373,6 +376,29 @@ def test_the_repository_study_specs_describe_valid_sweeps():
     assert checked >= 1
 
 
+class MeetAfterFirstRun:
+    """Study callback (picklable): after its first run, each worker process waits until
+    ``n`` processes have each finished one, so the run cannot be left to one of them.
+
+    A worker that finishes its first run first holds there while the grid still has
+    unstarted points, so the other worker must take one: both processes run trials on any
+    machine, however fast or slow either starts. (Without a partner it gives up after
+    ``timeout`` seconds and the test's assertion on the workers fails.)
+    """
+
+    def __init__(self, folder: Path, n: int = 2, timeout: float = 120.0) -> None:
+        self.folder, self.n, self.timeout = folder, n, timeout
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        mark = self.folder / str(os.getpid())
+        if mark.exists():
+            return
+        mark.touch()
+        deadline = time.monotonic() + self.timeout
+        while len(list(self.folder.iterdir())) < self.n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def test_parallel_workers_share_the_storage_without_duplicates(tmp_path):
     data, test = tiny_data()
     kwargs = dict(
@@ -385,14 +411,78 @@ def test_parallel_workers_share_the_storage_without_duplicates(tmp_path):
         **TINY,
     )
     url = f"journal:{tmp_path / 'parallel.journal'}"
-    parallel = sweep(data, storage=url, n_jobs=2, sweep_name="p", **kwargs)
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    parallel = sweep(
+        data, storage=url, n_jobs=2, sweep_name="p", callbacks=[MeetAfterFirstRun(meet)], **kwargs
+    )
     assert parallel.complete and load_sweep(url, "p") == parallel
-    store = landscape.get_storage(url)
+    store = get_storage(url)
     study = optuna.load_study(study_name=study_name("p", "mup", 3), storage=store)
     trials = study.get_trials()
-    assert len(trials) == 4  # every grid point ran exactly once
-    assert len({t.user_attrs["worker"] for t in trials}) == 2  # in two processes
+    ran = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["lr"] for t in ran) == [1e-3, 2e-3, 4e-3, 8e-3]  # each point once
+    others = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert all(  # a point handed out twice in a race is never trained
+        t.state == TrialState.FAIL and "duplicate" in t.user_attrs and not t.intermediate_values
+        for t in others
+    )
+    workers = {t.user_attrs["worker"] for t in ran}
+    pids = {int(p.name) for p in meet.iterdir()}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes met
+    assert workers == {f"{socket.gethostname()}:{pid}" for pid in pids}  # and both ran trials
     serial = sweep(data, storage=tmp_path / "serial.db", sweep_name="p", **kwargs)
     for a, b in zip(parallel.rows, serial.rows, strict=True):
         assert (a.modes, a.point, a.seed) == (b.modes, b.point, b.seed)
         assert a.test_loss == pytest.approx(b.test_loss, rel=1e-4)
+
+
+def test_a_grid_point_handed_out_twice_is_not_trained(tmp_path, monkeypatch):
+    """When the GridSampler hands out a point another trial holds (workers racing for the
+    last one), the trial is failed as a duplicate, untrained, and its worker stops."""
+    from optuna.samplers import GridSampler
+
+    from transfer_tune.analysis.landscape.data import load_data
+    from transfer_tune.analysis.landscape.objective import DuplicateRun, Objective
+    from transfer_tune.analysis.landscape.results import rows_from_study
+
+    data, test = tiny_data()
+    url = tmp_path / "dup.db"
+    result = sweep(
+        data,
+        test_data=test,
+        modes=[2],
+        values=[1e-3, 1e-2],
+        parametrizations=["mup"],
+        seeds=[0],
+        epochs=1,
+        storage=url,
+        sweep_name="d",
+        **TINY,
+    )
+    config = landscape_config(result)
+    study = optuna.load_study(
+        study_name=study_name("d", "mup", 2),
+        storage=get_storage(url),
+        sampler=GridSampler(config.grid_space(), seed=0),
+    )
+    calls = {"n": 0}
+    monkeypatch.setattr(objective, "fit", lambda *a, **k: calls.update(n=calls["n"] + 1))
+    run = Objective(config, "mup", 2, load_data(data, test), "cpu")
+    study.optimize(run, n_trials=5, catch=(DuplicateRun,))  # the grid is exhausted already
+    trials = study.get_trials()
+    assert len(trials) == 3  # the worker stopped after the first duplicate
+    dup = trials[2]
+    assert dup.state == TrialState.FAIL and calls["n"] == 0 and run.rows == []
+    holder = int(dup.user_attrs["duplicate"].split()[1])
+    assert trials[holder].params == dup.params and trials[holder].state == TrialState.COMPLETE
+    assert rows_from_study(study, "mup", 2, ["lr"]) == {
+        (r.point["lr"], r.seed): r for r in result.rows
+    }
+    assert load_sweep(url, "d") == result  # nothing changed in the result
+
+
+def landscape_config(result):
+    from transfer_tune.analysis.landscape.config import SweepConfig
+
+    return SweepConfig.from_dict(result.config)

@@ -17,6 +17,7 @@ from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.storage import get_storage
 from transfer_tune.search.tune import tune
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -163,3 +164,107 @@ def test_torchrun_two_ranks_match_one_process(batch):
     assert (a["world"], b["world"]) == (1, 2)
     for (ta, va), (tb, vb) in zip(a["curve"], b["curve"], strict=True):
         assert abs(ta - tb) < 1e-5 and abs(va - vb) < 1e-5
+
+
+KILLED_TUNE = """
+import sys, time
+from pathlib import Path
+import optuna
+import torch
+from tests.conftest import TINY_BURGERS
+from transfer_tune.search.tune import tune
+
+torch.set_num_threads(1)
+folder, url = Path(sys.argv[1]), sys.argv[2]
+
+
+class HangInSecondTrial(optuna.pruners.BasePruner):
+    # called after each epoch's report: trial 1 has begun training when it hangs here
+    def prune(self, study, trial):
+        if trial.number == 1:
+            (folder / "second-trial-training").touch()
+            time.sleep(120)  # killed here
+        return False
+
+
+tune("burgers", 4, width=8, n_layers=2, n_trials=3, epochs=2, storage=url,
+     study_name="killed", pruner=HangInSecondTrial(), problem_overrides=TINY_BURGERS,
+     search_space={"batch_size": [8, 16]}, device="cpu", progress=False)
+"""
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_tune_killed_mid_trial_reruns_to_exactly_n_and_retries_the_orphan_once(tmp_path, kind):
+    """SIGKILL in the middle of a proxy trial, then the same tune again: the orphaned RUNNING
+    trial is failed (its process is gone on this host) and retried once with the same values;
+    the study ends with exactly n finished trials. On SQLite this happens well within the
+    heartbeat grace period (60 s), so it is the host:pid check, not the heartbeat, that acts.
+    """
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    url = (
+        f"journal:{tmp_path / 's.journal'}"
+        if kind == "journal"
+        else f"sqlite:///{tmp_path / 's.db'}"
+    )
+    script = tmp_path / "killed_tune.py"
+    script.write_text(KILLED_TUNE)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), url], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "second-trial-training").exists():
+            assert proc.poll() is None, "the tune exited before its second trial"
+            assert time.monotonic() < deadline, "the tune never reached its second trial"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    study = optuna.load_study(study_name="killed", storage=get_storage(url))
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+    orphan = trials[1]
+    assert orphan.user_attrs["worker"].endswith(f":{proc.pid}")
+    assert orphan.intermediate_values  # killed mid-training
+    first_start = trials[0].datetime_start
+
+    tune(
+        "burgers",
+        4,
+        width=8,
+        n_layers=2,
+        n_trials=3,
+        epochs=2,
+        storage=url,
+        study_name="killed",
+        pruner="none",
+        problem_overrides=TINY_BURGERS,
+        search_space={"batch_size": [8, 16]},
+        device="cpu",
+        progress=False,
+    )
+    study = optuna.load_study(study_name="killed", storage=get_storage(url))
+    trials = study.get_trials()
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 3 and len(trials) == 4  # n finished + the orphan, nothing surplus
+    failed = trials[1]
+    assert failed.state == TrialState.FAIL
+    assert "worker stopped" in failed.user_attrs["fail_reason"]
+    retries = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == 1]
+    assert len(retries) == 1  # retried once
+    retry = retries[0]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry.params == orphan.params  # the same values, run again
+    assert retry.user_attrs["worker"].endswith(f":{os.getpid()}")  # by the rerun
+    assert trials[0].datetime_start == first_start  # the finished trial was not run again

@@ -4,9 +4,12 @@ import math
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from tests.conftest import TINY_BURGERS
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.tune import ProxySetup, best_values, tune
@@ -92,9 +95,34 @@ def test_two_processes_on_a_journal_file_finish_exactly_n(tmp_path):
     done = finished(study)
     assert len(done) == 5
     assert len({t.number for t in done}) == 5
-    # any trial beyond n is marked surplus and was never trained
-    extra = [t for t in study.get_trials() if t not in done]
-    assert all(t.user_attrs.get("surplus") for t in extra)
+    # A trial queued after the study is full makes a surplus trial for sure (whether the two
+    # workers raced into one above depends on timing): the rerun must start it, find the
+    # study full, and fail it unrun.
+    n_before = len(study.get_trials())
+    study.enqueue_trial({"lr": 1e-3, "batch_size": 8})
+    tune(
+        "burgers",
+        4,
+        n_trials=5,
+        study_name="pair",
+        storage=url,
+        problem_overrides=TINY_BURGERS,
+        search_space=SPACE,
+        **TINY,
+    )
+    trials = study.get_trials()
+    assert len(trials) == n_before + 1  # the queued trial and nothing more
+    surplus = trials[n_before]
+    assert surplus.state == TrialState.FAIL
+    assert "n_trials" in surplus.user_attrs["surplus"]
+    assert surplus.intermediate_values == {}  # never trained: no epoch reported
+    assert "hparams" not in surplus.user_attrs and "train_loss" not in surplus.user_attrs
+    assert [t.number for t in finished(study)] == [t.number for t in done]  # still these five
+    # any trial beyond n (the queued one, and any the race made) is marked surplus, unrun
+    extra = [t for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert surplus in extra
+    assert all(t.state == TrialState.FAIL and t.user_attrs.get("surplus") for t in extra)
+    assert all(t.intermediate_values == {} for t in extra)
 
 
 def test_study_stores_what_rebuilds_the_proxy(tmp_path):
@@ -114,7 +142,23 @@ def test_study_stores_what_rebuilds_the_proxy(tmp_path):
     assert setup.parametrization == {"kind": "mup", "base_modes": 4, "spectral_std": None}
     assert setup.problem["name"] == "burgers" and setup.problem["resolution"] == 64
     model = setup.build_model(seed=0)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    assert model.config() == setup.model  # the stored config rebuilds the same architecture
+    assert {k: setup.model[k] for k in ("dim", "modes", "width", "n_layers")} == {
+        "dim": 1,
+        "modes": 4,
+        "width": 8,
+        "n_layers": 2,
+    }
+    # ... initialised exactly as the trial's own proxy: µP at K_base = K_proxy with the seed
+    expected = FNO(**setup.model)
+    get_parametrization("mup", base_modes=4).initialize(
+        expected, generator=torch.Generator().manual_seed(0)
+    )
+    got, want = model.state_dict(), expected.state_dict()
+    assert list(got) == list(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    other = setup.build_model(seed=1).state_dict()
+    assert not all(torch.equal(other[k], want[k]) for k in want)  # the seed matters
     # a different setup under the same name is refused, not silently mixed
     with pytest.raises(TransferTuneError, match="different setup"):
         tune(

@@ -210,7 +210,7 @@ def test_killed_worker_trial_is_failed_by_heartbeat_retried_and_nothing_is_lost(
         victim.communicate(timeout=WORKER_TIMEOUT)
     assert victim.returncode == -signal.SIGKILL
     assert before and running.number not in before
-    killed = study._storage.get_trial(running._trial_id)
+    killed = next(t for t in study.get_trials() if t.number == running.number)
     assert killed.state == TrialState.RUNNING  # killed mid-trial: nobody finished it
 
     time.sleep(3.5)  # the grace period passes: the trial is stale from now on
@@ -311,3 +311,50 @@ def test_a_retry_queued_during_the_last_trial_is_still_run(postgres_url):
     waiting = [t.number for t in trials if t.state == TrialState.WAITING]
     assert not waiting, f"the retry of trial {orphan.number} was left WAITING: {waiting}"
     assert len(study.get_trials(states=FINISHED)) == n
+
+
+def test_orphans_of_dead_processes_on_this_host_are_failed_and_retried_once(tmp_path):
+    """The host:pid half of the liveness mechanism, on a journal file (no heartbeats)."""
+    from transfer_tune.search.workers import (
+        FAIL_REASON,
+        WORKER_ATTR,
+        fail_orphans,
+        process_gone,
+        recover,
+        worker_tag,
+    )
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    assert process_gone(f"{host}:{dead.pid}")
+    assert not process_gone(worker_tag())  # this process
+    assert not process_gone(f"{host}:{os.getppid()}")  # alive
+    assert not process_gone(f"another-{host}:{dead.pid}")  # other hosts cannot be probed
+    assert not process_gone(None) and not process_gone("no-pid")
+
+    storage = get_storage(f"journal:{tmp_path / 'j.journal'}")
+    study = optuna.create_study(storage=storage, study_name="orphans")
+    tags = [f"{host}:{dead.pid}", worker_tag(), None, f"elsewhere:{dead.pid}"]
+    for tag in tags:
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        if tag is not None:
+            trial.set_user_attr(WORKER_ATTR, tag)
+    assert recover(study, storage, heartbeats=False) == 1  # only the dead local one
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.RUNNING] * 3 + [
+        TrialState.WAITING
+    ]
+    assert trials[0].user_attrs["fail_reason"] == FAIL_REASON
+    retry = trials[4]
+    assert retry.params == trials[0].params
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
+    # a retry whose worker dies too is failed but not retried again
+    started = study.ask()
+    assert started.number == 4
+    started.set_user_attr(WORKER_ATTR, f"{host}:{dead.pid}")
+    assert recover(study, storage, heartbeats=False) == 0
+    assert study.get_trials()[4].state == TrialState.FAIL
+    # every_running=True: after a crash elsewhere, when no worker runs
+    assert len(fail_orphans(study, storage, every_running=True)) == 3
+    assert not study.get_trials(states=(TrialState.RUNNING,))

@@ -175,13 +175,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
-    from transfer_tune.analysis.landscape import sweep_from_spec
+    from transfer_tune.analysis.landscape import sweep, sweep_kwargs_from_spec
     from transfer_tune.report.dashboard import annotate_sweep
     from transfer_tune.search.spec import load_spec
     from transfer_tune.search.storage import dashboard_command
 
-    spec = load_spec(args.spec)
-    result = sweep_from_spec(spec.raw, storage=args.storage, n_jobs=args.n_jobs, progress=True)
+    spec = load_spec(args.spec)  # the one spec parser, as for `run` and the Python API
+    kwargs = sweep_kwargs_from_spec(spec, storage=args.storage, n_jobs=args.n_jobs)
+    result = sweep(**kwargs, progress=True)
     print(result.summary())
     print(annotate_sweep(result.storage, result.name).markdown())
     print(f"inspect: {dashboard_command(result.storage)}")

@@ -12,11 +12,13 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pdes.checks import as_float, as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.parametrization import Parametrization, get_parametrization
@@ -97,33 +99,13 @@ class HParams:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`TransferTuneError` on a value no run can use."""
-        if not (_is_number(self.lr) and self.lr > 0):
-            raise TransferTuneError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise TransferTuneError(f"batch_size must be an integer, got {self.batch_size!r}")
-        if self.batch_size < 1:
-            raise TransferTuneError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if not (_is_number(value) and 0.0 <= value < 1.0):
-                raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
-        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
-            raise TransferTuneError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.clip is not None and self.clip not in CLIPS:
-            raise TransferTuneError(f"clip must be None, 'norm' or 'value', got {self.clip!r}")
-        if not (_is_number(self.clip_value) and self.clip_value > 0):
-            raise TransferTuneError(f"clip_value must be > 0, got {self.clip_value!r}")
-        if self.schedule not in SCHEDULES:
-            raise TransferTuneError(
-                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
-            )
-        if isinstance(self.step_size, bool) or not isinstance(self.step_size, int):
-            raise TransferTuneError(f"step_size must be an integer, got {self.step_size!r}")
-        if self.step_size < 1:
-            raise TransferTuneError(f"step_size must be >= 1, got {self.step_size}")
-        if not (_is_number(self.gamma) and 0 < self.gamma <= 1):
-            raise TransferTuneError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        """Raise :class:`TransferTuneError` on a value no run can use.
+
+        The rules are :data:`HPARAM_CHECKS` (shared with the search space and the landscape
+        sweeps); valid values are stored in their canonical type (``8.0`` -> ``8``).
+        """
+        for name, check in HPARAM_CHECKS.items():
+            setattr(self, name, check(getattr(self, name), name))
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -146,12 +128,56 @@ class HParams:
         return cls(**data)
 
 
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+def _beta(value: Any, name: str) -> float:
+    value = as_float(value, name)
+    if not 0.0 <= value < 1.0:
+        raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _gamma(value: Any, name: str) -> float:
+    value = as_float(value, name)
+    if not 0.0 < value <= 1.0:
+        raise TransferTuneError(f"{name} must be in (0, 1], got {value!r}")
+    return value
+
+
+def _clip(value: Any, name: str) -> str | None:
+    if value is not None and value not in CLIPS:
+        raise TransferTuneError(f"{name} must be None, 'norm' or 'value', got {value!r}")
+    return value
+
+
+def _schedule(value: Any, name: str) -> str:
+    if value not in SCHEDULES:
+        raise TransferTuneError(f"{name} must be one of {', '.join(SCHEDULES)}, got {value!r}")
+    return value
+
+
+#: The one home of the hyperparameter rules: name -> ``check(value, name)``, which returns the
+#: value in its canonical type or raises :class:`TransferTuneError`. :class:`HParams`, the
+#: search space and the landscape sweeps all call it (see :func:`check_hparam`).
+HPARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "lr": lambda v, name: as_float(v, name, positive=True),
+    "batch_size": lambda v, name: as_int(v, name),
+    "beta1": _beta,
+    "beta2": _beta,
+    "weight_decay": lambda v, name: as_float(v, name, minimum=0.0),
+    "clip": _clip,
+    "clip_value": lambda v, name: as_float(v, name, positive=True),
+    "schedule": _schedule,
+    "step_size": lambda v, name: as_int(v, name),
+    "gamma": _gamma,
+}
+
+
+def check_hparam(name: str, value: Any) -> Any:
+    """``value`` of hyperparameter ``name`` in its canonical type, or a clear error."""
+    if name not in HPARAM_CHECKS:
+        raise TransferTuneError(
+            f"unknown hyperparameter {name!r}; valid: {', '.join(sorted(HPARAM_CHECKS))}"
+        )
+    return HPARAM_CHECKS[name](value, name)
 
 
 @dataclass
@@ -220,12 +246,6 @@ class TrainResult:
     def val_loss(self) -> float | None:
         """Final epoch's validation loss (``None`` without validation data)."""
         return self.history[-1].val_loss
-
-    @property
-    def best_val_loss(self) -> float | None:
-        """Lowest validation loss over the epochs."""
-        values = [r.val_loss for r in self.history if r.val_loss is not None]
-        return min(values) if values else None
 
     def to_dict(self) -> dict:
         """Plain data (curves included)."""
@@ -346,8 +366,7 @@ def fit(
     TransferTuneError
         On bad arguments (e.g. a batch size larger than the training set).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TransferTuneError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = as_int(epochs, "epochs")
     if hparams.batch_size > data.n_train:
         raise TransferTuneError(
             f"batch_size {hparams.batch_size} is larger than the training set "

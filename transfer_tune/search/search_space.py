@@ -14,12 +14,12 @@ a number fixes the value, a list gives the categorical choices, a table re-range
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from transfer_tune.core.train import check_hparam
 from transfer_tune.errors import TransferTuneError
 
 NAMES = ("lr", "batch_size", "beta1", "beta2")
@@ -61,18 +61,8 @@ def _default_dimensions() -> dict[str, Dimension]:
 
 
 def _check_value(name: str, value: Any) -> Any:
-    if name == "batch_size":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TransferTuneError(f"batch_size values must be positive integers, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TransferTuneError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if name == "lr" and value <= 0:
-        raise TransferTuneError(f"lr must be > 0, got {value!r}")
-    if name in ("beta1", "beta2") and not 0.0 <= value < 1.0:
-        raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
-    return value
+    """The rules of :data:`transfer_tune.core.train.HPARAM_CHECKS`, in canonical type."""
+    return check_hparam(name, value)
 
 
 def _parse(name: str, spec: Any, default: Dimension) -> Dimension:
@@ -142,12 +132,6 @@ class SearchSpace:
     def to_dict(self) -> dict:
         """Plain data; ``SearchSpace.from_dict(space.to_dict()) == space``."""
         return {name: getattr(self, name).to_dict() for name in NAMES}
-
-    def with_fixed(self, **values: Any) -> SearchSpace:
-        """A copy with some entries fixed."""
-        return replace(
-            self, **{k: Dimension(k, value=_check_value(k, v)) for k, v in values.items()}
-        )
 
     def max_batch_size(self) -> int:
         """The largest batch size the space can produce."""

@@ -4,12 +4,18 @@ A spec has these tables (all optional except ``[problem]``)::
 
     [problem]        # name + any pdes.get_problem override (resolution, n_train, nu, ...)
     name = "burgers"
-    [model]          # width, n_layers, proxy_modes, target_modes
+    [model]          # width, n_layers, proxy_modes, target_modes;
+                     # projection_width, grid_features (landscape sweeps only)
     [tune]           # n_trials, epochs, sampler, pruner, seed, n_jobs, study_name, storage
     [target]         # epochs, eval_resolution
     [train]          # fixed training settings: clip, clip_value, schedule, weight_decay, ...
     [search_space]   # see transfer_tune.search.search_space
-    [landscape]      # read by transfer_tune.analysis.landscape
+    [landscape]      # modes, param, values, parametrizations, seeds, epochs, base_modes,
+                     # name, hparams, device, storage, n_jobs (transfer_tune.analysis.landscape)
+
+This module is the one parser: :data:`TABLES` lists the keys of every table, and both
+``transfer-tune run``/``tune`` (:meth:`StudySpec.workflow_kwargs`) and ``transfer-tune
+landscape`` (:meth:`StudySpec.sweep_kwargs`) read a spec through :func:`parse_spec`.
 """
 
 from __future__ import annotations
@@ -26,15 +32,37 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_TABLES = {
+#: The keys of every table (``None``: free-form, checked by its reader).
+TABLES: dict[str, frozenset[str] | None] = {
     "problem": None,
-    "model": {"width", "n_layers", "proxy_modes", "target_modes"},
-    "tune": {"n_trials", "epochs", "sampler", "pruner", "seed", "n_jobs", "study_name", "storage"},
-    "target": {"epochs", "eval_resolution"},
-    "train": {"clip", "clip_value", "schedule", "step_size", "gamma", "weight_decay"},
+    "model": frozenset(
+        {"width", "n_layers", "proxy_modes", "target_modes", "projection_width", "grid_features"}
+    ),
+    "tune": frozenset(
+        {"n_trials", "epochs", "sampler", "pruner", "seed", "n_jobs", "study_name", "storage"}
+    ),
+    "target": frozenset({"epochs", "eval_resolution"}),
+    "train": frozenset({"clip", "clip_value", "schedule", "step_size", "gamma", "weight_decay"}),
     "search_space": None,
-    "landscape": None,
+    "landscape": frozenset(
+        {
+            "modes",
+            "param",
+            "values",
+            "parametrizations",
+            "seeds",
+            "epochs",
+            "base_modes",
+            "name",
+            "hparams",
+            "device",
+            "storage",
+            "n_jobs",
+        }
+    ),
 }
+#: ``[model]`` keys that shape the sweeps' FNO; the tune-then-transfer workflow has no use for them.
+SWEEP_MODEL_KEYS = ("projection_width", "grid_features")
 
 
 @dataclass
@@ -69,6 +97,13 @@ class StudySpec:
             "search_space": self.search_space or None,
             "train": self.train or None,
         }
+        landscape_only = sorted(k for k in SWEEP_MODEL_KEYS if k in self.model)
+        if landscape_only:
+            raise TransferTuneError(
+                f"[model] {', '.join(landscape_only)} shape(s) the FNO of landscape sweeps "
+                "only (transfer-tune landscape); tune and transfer use the FNO's defaults: "
+                "remove them to run this spec"
+            )
         kwargs.update(self.model)
         tune_keys = {"n_trials", "sampler", "pruner", "seed", "n_jobs", "study_name", "storage"}
         kwargs.update({k: v for k, v in self.tune.items() if k in tune_keys})
@@ -80,6 +115,56 @@ class StudySpec:
             kwargs["eval_resolution"] = self.target["eval_resolution"]
         return kwargs
 
+    def sweep_kwargs(self, storage: Any = None, n_jobs: int = 1) -> dict[str, Any]:
+        """Keyword arguments of ``transfer_tune.analysis.landscape.sweep`` from ``[landscape]``.
+
+        ``values`` stays as written (a list, a ``{low, high, num, log}`` table, or a table of
+        those per parameter); :func:`transfer_tune.analysis.landscape.sweep_kwargs_from_spec`
+        expands it. ``[train]`` and ``[landscape.hparams]`` (over it) give the fixed
+        hyperparameters; ``[model] proxy_modes`` is the default K_base; the storage is
+        ``storage``, else ``[landscape] storage``, else ``[tune] storage``; ``n_jobs`` other
+        than 1 overrides ``[landscape] n_jobs``.
+        """
+        land = self.landscape
+        if "landscape" not in self.raw:
+            raise TransferTuneError(
+                f"the spec{self._where} has no [landscape] table; it needs at least "
+                "[landscape] modes = [...] and a [problem] name"
+            )
+        if "modes" not in land:
+            raise TransferTuneError(f"[landscape]{self._where} needs modes = [K1, K2, ...]")
+        kwargs: dict[str, Any] = {
+            "problem": self.problem_name,
+            "modes": land["modes"],
+            "param": land.get("param", "lr"),
+            "values": land.get("values"),
+            "problem_overrides": self.problem_overrides,
+            "model_options": {k: self.model[k] for k in SWEEP_MODEL_KEYS if k in self.model},
+        }
+        kwargs.update({k: self.model[k] for k in ("width", "n_layers") if k in self.model})
+        if "proxy_modes" in self.model:
+            kwargs["base_modes"] = self.model["proxy_modes"]
+        for key in ("parametrizations", "seeds", "epochs", "base_modes", "device"):
+            if key in land:
+                kwargs[key] = land[key]
+        if "name" in land:
+            kwargs["sweep_name"] = land["name"]
+        hparams = land.get("hparams") or {}
+        if not isinstance(hparams, dict):
+            raise TransferTuneError(f"[landscape.hparams]{self._where} must be a table")
+        fixed = {**self.train, **hparams}
+        if fixed:
+            kwargs["hparams"] = fixed
+        if storage is None:
+            storage = land.get("storage", self.tune.get("storage"))
+        kwargs["storage"] = storage
+        kwargs["n_jobs"] = n_jobs if n_jobs != 1 else land.get("n_jobs", 1)
+        return kwargs
+
+    @property
+    def _where(self) -> str:
+        return f" in {self.path}" if self.path else ""
+
 
 def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
     """Validate a spec dict (as read from TOML) and return a :class:`StudySpec`."""
@@ -88,12 +173,12 @@ def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
         raise TransferTuneError(
             f"a spec must be a table of tables ([problem], [model], ...){where}, got {data!r}"
         )
-    unknown = sorted(map(str, set(data) - set(_TABLES)))
+    unknown = sorted(map(str, set(data) - set(TABLES)))
     if unknown:
         raise TransferTuneError(
-            f"unknown table(s) {unknown}{where}; valid tables: {', '.join(_TABLES)}"
+            f"unknown table(s) {unknown}{where}; valid tables: {', '.join(TABLES)}"
         )
-    for table, keys in _TABLES.items():
+    for table, keys in TABLES.items():
         value = data.get(table, {})
         if not isinstance(value, dict):
             raise TransferTuneError(f"[{table}]{where} must be a table, got {value!r}")
@@ -109,7 +194,7 @@ def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
     return StudySpec(
         path=path,
         problem=dict(problem),
-        **{t: dict(data.get(t, {})) for t in _TABLES if t != "problem"},
+        **{t: dict(data.get(t, {})) for t in TABLES if t != "problem"},
         raw=data,
     )
 

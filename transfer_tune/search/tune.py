@@ -9,13 +9,15 @@ trial is pruned with the reason in its user attributes.
 running :func:`tune` again on the same storage and study name resumes it up to that number,
 never repeating a finished trial. Several processes (``n_jobs``, or workers on other
 machines) share one study through the storage and together finish exactly ``n_trials``.
+Every trial records its worker (host and pid); before each trial a worker fails, and
+re-queues once, the trials of dead workers (:mod:`transfer_tune.search.workers`, the
+mechanism the landscape sweeps share), so a rerun after a crash also ends with exactly
+``n_trials``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,20 +27,40 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from pdes import load_problem
+from pdes.checks import as_int, as_stored
 from transfer_tune.core.model import FNO, check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.storage import get_storage, normalize_url
+from transfer_tune.search.storage import normalize_url
+from transfer_tune.search.workers import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    open_study_storage,
+    record_worker,
+    recover,
+)
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
 #: Trial states that hold (or are about to hold) one of the study's ``n_trials``.
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-#: Heartbeats let a worker fail (and retry) a trial whose process died (RDB storages only).
-HEARTBEAT_INTERVAL, GRACE_PERIOD = 20, 60
+__all__ = [
+    "GRACE_PERIOD",
+    "HEARTBEAT_INTERVAL",
+    "Objective",
+    "ProxySetup",
+    "best_values",
+    "count_finished",
+    "create_proxy_study",
+    "make_pruner",
+    "make_sampler",
+    "open_study_storage",
+    "run_worker",
+    "tune",
+]
 
 
 class _SurplusTrial(Exception):
@@ -122,24 +144,6 @@ def make_pruner(pruner: str | optuna.pruners.BasePruner | None) -> optuna.pruner
     raise TransferTuneError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
 
 
-def open_study_storage(
-    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
-):
-    """The storage for proxy studies: heartbeats and one retry of stale trials on RDB.
-
-    Defaults: ``HEARTBEAT_INTERVAL`` and ``GRACE_PERIOD`` seconds (journal files have no
-    heartbeats in Optuna).
-    """
-    if url.startswith("journal:"):
-        return get_storage(url)
-    return get_storage(
-        url,
-        heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
-        grace_period=grace_period or GRACE_PERIOD,
-        retry_stale_trials=1,
-    )
-
-
 def _claimed_before(study: optuna.Study, number: int | None = None) -> int:
     trials = study.get_trials(deepcopy=False, states=_CLAIMED)
     return sum(1 for t in trials if number is None or t.number < number)
@@ -163,6 +167,7 @@ class Objective:
         self.space = SearchSpace.from_dict(setup.search_space)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        record_worker(trial)
         if _claimed_before(trial.study, trial.number) >= self.n_trials:
             trial.set_user_attr("surplus", "the study already had its n_trials when this began")
             raise _SurplusTrial
@@ -222,20 +227,22 @@ def run_worker(
 
     Returns the number of trials this worker finished. Safe to run in several processes or on
     several machines at once (each with its own ``seed``): a trial that starts after the
-    study is full is marked failed with the user attribute ``surplus`` and not run. On RDB
-    storages a trial whose worker stopped beating for ``grace_period`` seconds is failed and
-    re-queued once (Optuna's heartbeat and ``RetryHeartbeatStaleTrialCallback``).
+    study is full is marked failed with the user attribute ``surplus`` and not run. Before
+    each trial, the dead workers' trials are failed and re-queued once
+    (:func:`transfer_tune.search.workers.recover`): those whose process is gone on this host
+    at once, and on RDB storages those whose worker stopped beating for ``grace_period``
+    seconds, wherever it ran.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise TransferTuneError(f"n_trials must be a positive integer, got {n_trials!r}")
+    n_trials = as_int(n_trials, "n_trials")
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalize_url(storage)
+    store = open_study_storage(url, heartbeat_interval, grace_period)
     try:
         study = optuna.load_study(
             study_name=study_name,
-            storage=open_study_storage(url, heartbeat_interval, grace_period),
+            storage=store,
             sampler=make_sampler(sampler, seed),
             pruner=make_pruner(pruner),
         )
@@ -253,10 +260,7 @@ def run_worker(
     )
     heartbeats = not url.startswith("journal:")  # heartbeats exist on RDB storages only
     while True:
-        if heartbeats:  # fail, and re-queue once, trials whose worker stopped beating
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+        recover(study, store, heartbeats)  # fail, and re-queue once, dead workers' trials
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if _claimed_before(study) >= n_trials and not waiting:  # retries still get run
             break
@@ -294,17 +298,13 @@ def create_proxy_study(
             study.set_user_attr(key, value)
     else:
         stored = {k: study.user_attrs.get(k) for k in attrs}
-        diff = sorted(k for k in attrs if _jsonish(stored[k]) != _jsonish(attrs[k]))
+        diff = sorted(k for k in attrs if as_stored(stored[k]) != as_stored(attrs[k]))
         if diff:
             raise TransferTuneError(
                 f"study {name!r} in {url} exists with a different setup ({', '.join(diff)}); "
                 "resume it with the same settings or choose another study_name"
             )
     return study
-
-
-def _jsonish(value: Any) -> Any:
-    return json.loads(json.dumps(value))
 
 
 def tune(
@@ -363,14 +363,10 @@ def tune(
     -------
     optuna.Study
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise TransferTuneError(f"n_trials must be a positive integer, got {n_trials!r}")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise TransferTuneError(f"n_jobs must be a positive integer, got {n_jobs!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TransferTuneError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TransferTuneError(f"seed must be an integer >= 0, got {seed!r}")
+    n_trials = as_int(n_trials, "n_trials")
+    n_jobs = as_int(n_jobs, "n_jobs")
+    epochs = as_int(epochs, "epochs")
+    seed = as_int(seed, "seed", minimum=0)
     resolve_device(device)  # a bad device fails before any study is created
     prob = load_problem(problem, problem_overrides)
     space = SearchSpace.from_dict(search_space)

@@ -1,0 +1,161 @@
+"""Worker liveness: one dead-worker mechanism for the proxy search and the landscape sweeps.
+
+Every trial records the process that runs it (user attribute ``worker`` = ``"host:pid"``,
+:func:`record_worker`). Before a worker starts trials, :func:`fail_orphans` fails the RUNNING
+trials whose process is gone *on this host* (or every RUNNING trial, when told that no other
+worker runs), with the reason in the user attribute ``fail_reason``. Each caller then queues
+the failed work again: the proxy search with :func:`retry_once` (the same parameters, once,
+marked the way Optuna's ``RetryHeartbeatStaleTrialCallback`` marks its retries), a sweep by
+queueing every failed grid point.
+
+Workers on other hosts cannot be probed by pid: on RDB storages (SQLite, PostgreSQL) the
+proxy search also keeps Optuna's heartbeats (:func:`open_study_storage`), which fail and
+re-queue a trial whose worker stopped beating for the grace period, wherever it ran.
+
+Only Optuna's public API is used: the storage object the caller opened, trial ids from
+``get_study_id_from_name`` / ``get_trial_id_from_study_id_trial_number``, and
+``set_trial_state_values``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from transfer_tune.search.storage import get_storage
+
+#: User attribute of every trial: the ``host:pid`` of the process that runs it.
+WORKER_ATTR = "worker"
+#: ``fail_reason`` of a trial failed because its worker is gone.
+FAIL_REASON = "its worker stopped (found RUNNING on resume)"
+#: Heartbeats let a worker fail (and retry) a trial whose process died (RDB storages only).
+HEARTBEAT_INTERVAL, GRACE_PERIOD = 20, 60
+
+
+def worker_tag() -> str:
+    """``"host:pid"`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def record_worker(trial: optuna.Trial) -> None:
+    """Record on ``trial`` that this process runs it (first thing an objective does)."""
+    trial.set_user_attr(WORKER_ATTR, worker_tag())
+
+
+def process_gone(tag: Any) -> bool:
+    """Whether the worker ``host:pid`` is known to be dead (only this host can be probed)."""
+    if not isinstance(tag, str) or ":" not in tag:
+        return False
+    host, _, pid_text = tag.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: heartbeats (RDB) or an explicit reset can tell
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a killed child nobody has waited for yet is a zombie: dead for our purpose
+        return stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def fail_orphans(
+    study: optuna.Study, storage: BaseStorage, *, every_running: bool = False
+) -> list[FrozenTrial]:
+    """Fail the RUNNING trials of ``study`` whose worker process is gone on this host.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study, opened on ``storage``.
+    storage : BaseStorage
+        The storage object the study was opened with.
+    every_running : bool
+        Fail every RUNNING trial (after a crash on another machine, when no worker runs).
+
+    Returns
+    -------
+    list of FrozenTrial
+        The trials this call failed, as they were (RUNNING); a trial another process failed
+        first is not among them.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not (every_running or process_gone(trial.user_attrs.get(WORKER_ATTR))):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", FAIL_REASON)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # another worker failed it first (and queues its retry)
+        failed.append(trial)
+    return failed
+
+
+def retry_once(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Queue ``trial``'s parameters again unless it is itself a retry; whether it was queued.
+
+    The retry carries the system attributes Optuna's ``RetryHeartbeatStaleTrialCallback``
+    gives its retries (``failed_trial``, ``retry_history``), so one query finds retries made
+    by either mechanism.
+    """
+    history = list(trial.system_attrs.get("retry_history", []))
+    if history:
+        return False
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]},
+        )
+    )
+    return True
+
+
+def open_study_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> BaseStorage:
+    """The storage for proxy studies: heartbeats and one retry of stale trials on RDB.
+
+    Defaults: ``HEARTBEAT_INTERVAL`` and ``GRACE_PERIOD`` seconds (journal files have no
+    heartbeats in Optuna; :func:`fail_orphans` covers this host there).
+    """
+    if url.startswith("journal:"):
+        return get_storage(url)
+    return get_storage(
+        url,
+        heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
+        grace_period=grace_period or GRACE_PERIOD,
+        retry_stale_trials=1,
+    )
+
+
+def recover(study: optuna.Study, storage: BaseStorage, heartbeats: bool) -> int:
+    """Fail and re-queue (once) the trials of dead workers; the number re-queued.
+
+    First Optuna's heartbeat check (RDB storages, any host), then :func:`fail_orphans` for
+    the trials whose process is gone on this host (even within the grace period, and on
+    journal files).
+    """
+    if heartbeats:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    return sum(retry_once(study, t) for t in fail_orphans(study, storage))
