@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.samplers import make_sampler
 from transfer_tune.search.storage import checkpoint_dir, get_storage, redact_url, safe_filename
 from transfer_tune.search.transfer import transfer
 
@@ -265,3 +266,35 @@ def test_a_whole_last_record_without_newline_is_kept(tmp_path):
 def test_heartbeat_settings_are_checked(tmp_path, kwargs, words):
     with pytest.raises(TransferTuneError, match=words):
         get_storage(f"sqlite:///{tmp_path / 'h.db'}", **kwargs)
+
+
+# --------------------------------------------------------------------------- concurrency
+@pytest.mark.parametrize("name", ["tpe", "random", "gp"])
+def test_processes_with_the_same_seed_propose_different_configurations(tmp_path, name):
+    """Two workers (two Study objects, as two processes have) on one journal, the same seed."""
+    url = f"journal:{tmp_path / 'j.journal'}"
+    optuna.create_study(storage=get_storage(url), study_name="s")
+    workers = [
+        optuna.load_study(study_name="s", storage=get_storage(url), sampler=make_sampler(name, 0))
+        for _ in range(2)
+    ]
+    proposals = []
+    for _ in range(3):
+        for study in workers:  # interleaved, as simultaneous processes would be
+            trial = study.ask()
+            proposals.append(
+                (trial.suggest_float("lr", 1e-5, 1e-1, log=True), trial.suggest_int("batch", 4, 64))
+            )
+            study.tell(trial, proposals[-1][0])
+    assert len(set(proposals)) == 6
+
+
+def test_one_process_stays_reproducible(tmp_path):
+    def run(path: Path) -> list[float]:
+        study = optuna.create_study(
+            storage=get_storage(f"journal:{path}"), sampler=make_sampler("tpe", 3)
+        )
+        study.optimize(lambda t: (t.suggest_float("x", -3, 3) - 1) ** 2, n_trials=8)
+        return [t.params["x"] for t in study.trials]
+
+    assert run(tmp_path / "a.journal") == run(tmp_path / "b.journal")

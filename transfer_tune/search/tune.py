@@ -32,6 +32,7 @@ from transfer_tune.core.model import FNO, check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
+from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import normalize_url
 from transfer_tune.search.workers import (
@@ -42,8 +43,6 @@ from transfer_tune.search.workers import (
     recover,
 )
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
-PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
 #: Trial states that hold (or are about to hold) one of the study's ``n_trials``.
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -104,44 +103,6 @@ class ProxySetup:
         par = get_parametrization(**self.parametrization)
         par.initialize(model, generator=torch.Generator().manual_seed(seed))
         return model
-
-
-def make_sampler(
-    sampler: str | optuna.samplers.BaseSampler, seed: int
-) -> optuna.samplers.BaseSampler:
-    """An Optuna sampler by name (``tpe``: seeded, multivariate) or the instance given."""
-    if isinstance(sampler, optuna.samplers.BaseSampler):
-        return sampler
-    name = str(sampler).lower()
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    raise TransferTuneError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-
-
-def make_pruner(pruner: str | optuna.pruners.BasePruner | None) -> optuna.pruners.BasePruner:
-    """An Optuna pruner by name (``median`` by default) or the instance given."""
-    if isinstance(pruner, optuna.pruners.BasePruner):
-        return pruner
-    name = "none" if pruner is None else str(pruner).lower()
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=3, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    if name in ("none", "nop"):
-        return optuna.pruners.NopPruner()
-    raise TransferTuneError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
 
 
 def _claimed_before(study: optuna.Study, number: int | None = None) -> int:
