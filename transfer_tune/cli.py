@@ -1,7 +1,9 @@
 """The ``transfer-tune`` command line.
 
 Subcommands: ``data``, ``tune``, ``transfer``, ``run``, ``worker``, ``landscape``,
-``dashboard``, ``demo``. Every user mistake raises
+``coord-check``, ``dashboard``, ``demo``. Options left out are not passed on, so every default
+lives in the function the command calls. Imports are made inside each command so that
+``transfer-tune data`` starts without loading Optuna. Every user mistake raises
 :class:`transfer_tune.errors.TransferTuneError`; the command prints it on one line and exits
 with status 2.
 """
@@ -9,8 +11,10 @@ with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from transfer_tune.errors import TransferTuneError
 
@@ -54,35 +58,25 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (not ``None``): the defaults live in the functions called."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from transfer_tune.search.spec import load_spec
-    from transfer_tune.search.storage import dashboard_command, normalize_url
+    from transfer_tune.search.storage import dashboard_command, normalize_url, redact_url
     from transfer_tune.search.tune import best_values, tune
 
-    kw = load_spec(args.spec).workflow_kwargs()
-    url = normalize_url(args.storage or kw.get("storage"))
-    study = tune(
-        kw["problem"],
-        kw.get("proxy_modes", 4),
-        kw.get("width", 32),
-        kw.get("n_layers", 4),
-        kw.get("n_trials", 30) if args.n_trials is None else args.n_trials,
-        kw.get("proxy_epochs", 10),
-        search_space=kw["search_space"],
-        storage=url,
-        study_name=args.study_name or kw.get("study_name"),
-        n_jobs=kw.get("n_jobs", 1) if args.n_jobs is None else args.n_jobs,
-        seed=kw.get("seed", 0),
-        sampler=kw.get("sampler", "tpe"),
-        pruner=kw.get("pruner", "median"),
-        device=args.device,
-        train=kw["train"],
-        problem_overrides=kw["problem_overrides"],
-    )
+    kw = load_spec(args.spec).tune_kwargs()
+    kw.update(_given(n_trials=args.n_trials, n_jobs=args.n_jobs, study_name=args.study_name))
+    kw.update(_given(storage=args.storage, device=args.device))
+    url = normalize_url(kw.pop("storage", None))
+    study = tune(storage=url, **kw)
     values = best_values(study)  # a clear error when every trial was pruned or diverged
     print(f"study {study.study_name!r}: best val rel-L2 {study.best_value:.4f}")
     print("best values:", values)
-    print(f"next: transfer-tune transfer {study.study_name} --modes K --storage {url}")
+    print(f"next: transfer-tune transfer {study.study_name} --modes K --storage {redact_url(url)}")
     print(f"inspect: {dashboard_command(url)}")
     return 0
 
@@ -90,14 +84,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_transfer(args: argparse.Namespace) -> int:
     import optuna
 
-    from transfer_tune.search.storage import dashboard_command, get_storage, normalize_url
+    from transfer_tune.search.storage import (
+        dashboard_command,
+        get_storage,
+        normalize_url,
+        redact_url,
+    )
     from transfer_tune.search.transfer import plan_transfer, run_target
 
     url = normalize_url(args.storage)
     try:
-        study = optuna.load_study(study_name=args.study, storage=get_storage(url))
+        study = optuna.load_study(study_name=args.study, storage=get_storage(url, must_exist=True))
     except KeyError as exc:
-        raise TransferTuneError(f"no study named {args.study!r} in {url}") from exc
+        raise TransferTuneError(f"no study named {args.study!r} in {redact_url(url)}") from exc
     plan = plan_transfer(study, args.modes, args.epochs)
     print(plan.table())
     if args.plan_only:
@@ -105,9 +104,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     result = run_target(
         plan,
         url,
-        study_name=args.target_study,
-        eval_resolution=args.eval_resolution,
-        device=args.device,
+        **_given(
+            study_name=args.target_study,
+            eval_resolution=args.eval_resolution,
+            device=args.device,
+        ),
     )
     print(result)
     print(f"checkpoint: {result.checkpoint}")
@@ -115,14 +116,13 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_workflow(spec: dict, storage: str | None, device: str, quick: bool = False) -> int:
+def _run_workflow(spec: dict, storage: str | None, device: str | None) -> int:
     from transfer_tune.api import tune_then_transfer
     from transfer_tune.search.spec import parse_spec
 
     kw = parse_spec(spec).workflow_kwargs()
-    if storage:
-        kw["storage"] = storage
-    result = tune_then_transfer(device=device, **kw)
+    kw.update(_given(storage=storage, device=device))
+    result = tune_then_transfer(**kw)
     print()
     print(result)
     return 0
@@ -140,13 +140,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "transfer-tune demo: Burgers 1-D, tune a K=4 proxy FNO with Optuna, transfer with µP "
         f"to K={spec['model']['target_modes']}, train the target once."
     )
-    return _run_workflow(spec, args.storage, args.device, quick=args.quick)
+    return _run_workflow(spec, args.storage, args.device)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
-    from transfer_tune.search.storage import normalize_url
+    from transfer_tune.search.storage import get_storage, normalize_url
     from transfer_tune.search.tune import (
         best_values,
         count_finished,
@@ -155,17 +155,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
 
     url = normalize_url(args.storage)
+    get_storage(url, must_exist=True)  # a worker joins a study: never create an empty file
     done = run_worker(
         args.study,
         url,
         args.n_trials,
-        seed=args.seed,
-        sampler=args.sampler,
-        pruner=args.pruner,
-        device=args.device,
         progress=True,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
+        **_given(
+            seed=args.seed,
+            sampler=args.sampler,
+            pruner=args.pruner,
+            device=args.device,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+        ),
     )
     study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
@@ -181,7 +184,7 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     from transfer_tune.search.storage import dashboard_command
 
     spec = load_spec(args.spec)  # the one spec parser, as for `run` and the Python API
-    kwargs = sweep_kwargs_from_spec(spec, storage=args.storage, n_jobs=args.n_jobs)
+    kwargs = sweep_kwargs_from_spec(spec, storage=args.storage, **_given(n_jobs=args.n_jobs))
     result = sweep(**kwargs, progress=True)
     print(result.summary())
     print(annotate_sweep(result.storage, result.name).markdown())
@@ -189,11 +192,48 @@ def _cmd_landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_coord_check(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from transfer_tune.analysis.coord_check import coord_check_from_spec
+    from transfer_tune.report.coord_check_figure import coord_check_figure
+    from transfer_tune.report.export import save_figure
+
+    seeds = None if args.seeds is None else list(range(args.seeds))
+    result = coord_check_from_spec(
+        args.spec,
+        modes=args.modes,
+        steps=args.steps,
+        lr=args.lr,
+        seeds=seeds,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    out = Path(args.out or Path("studies") / "coord_check" / Path(args.spec).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coord_check.json").write_text(json.dumps(result.to_dict(), indent=1))
+    saved = save_figure(coord_check_figure(result), out / "coord_check", formats=())
+    print(result.summary())
+    print(f"records: {out / 'coord_check.json'}")
+    print(f"figure: {saved.html}")
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from transfer_tune.report.dashboard import serve
 
-    serve(args.storage, host=args.host, port=args.port)
+    serve(args.storage, **_given(host=args.host, port=args.port))
     return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     def device_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+        p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
 
     p = add("data", _cmd_data, "generate (or load) a PDE dataset and print where it is")
     p.add_argument("name", help="burgers, darcy, navier_stokes, or file (with --path)")
@@ -256,9 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("worker", _cmd_worker, "join an existing proxy study and run trials")
     p.add_argument("study")
     p.add_argument("--n-trials", type=int, required=True, help="finished trials to reach")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed (differ per worker)")
-    p.add_argument("--sampler", default="tpe")
-    p.add_argument("--pruner", default="median")
+    p.add_argument("--seed", type=int, help="sampler seed (default 0; trial n uses seed + n)")
+    p.add_argument("--sampler", help="tpe (default), random, cmaes, qmc, gp")
+    p.add_argument("--pruner", help="median (default), percentile, hyperband, ...")
     p.add_argument("--heartbeat-interval", type=int, help="seconds between heartbeats (RDB)")
     p.add_argument("--grace-period", type=int, help="seconds before a silent trial is stale")
     storage_arg(p)
@@ -266,19 +306,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("landscape", _cmd_landscape, "loss-vs-hyperparameter sweeps of a study spec")
     p.add_argument("spec")
-    p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--n-jobs", type=int, help="sweep worker processes (default: the spec's or 1)")
     storage_arg(p)
 
     p = add("dashboard", _cmd_dashboard, "start optuna-dashboard on the storage")
     p.add_argument("storage", nargs="?", default=None)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="TCP port (default 8080)")
+
+    p = add(
+        "coord-check",
+        _cmd_coord_check,
+        "layer output and Adam-update sizes over K under µP and SP (a spec's problem and model)",
+    )
+    p.add_argument("spec")
+    p.add_argument("--modes", type=_int_list, help="K values, e.g. 4,8,16,32 (default: spec)")
+    p.add_argument("--steps", type=int, help="Adam steps recorded (default 3)")
+    p.add_argument("--lr", type=float, help="base learning rate (default 1e-2)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the spec's or 3)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 16)")
+    p.add_argument("--out", help="folder for the JSON and the HTML figure")
+    device_arg(p)
 
     p = add("demo", _cmd_demo, "Burgers end to end: proxy search, µP transfer, target run")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     storage_arg(p)
     device_arg(p)
     return parser
+
+
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EDQUOT: "the disk quota is exceeded",
+}
+_DISK_WORDS = ("database or disk is full", "readonly database", "disk i/o error")
+
+
+def _disk_problem(exc: BaseException) -> str | None:
+    """One line for a full, read-only or unwritable disk met while writing; else ``None``."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+            where = f" ({err.filename})" if err.filename else ""
+            return (
+                f"cannot write{where}: {_DISK_ERRNOS[err.errno]}; free space or choose "
+                "another --storage / cache folder, then run the same command again to resume"
+            )
+        text = str(err).lower() if err is not None else ""
+        for words in _DISK_WORDS:
+            if words in text:
+                return (
+                    f"the storage could not be written ({words}); free space or choose another "
+                    "--storage, then run the same command again to resume"
+                )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -289,6 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TransferTuneError as exc:
         print(f"transfer-tune: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        reason = _disk_problem(exc)
+        if reason is None:
+            raise
+        print(f"transfer-tune: error: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("transfer-tune: interrupted; run the same command again to resume", file=sys.stderr)

@@ -36,6 +36,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise TransferTuneError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'") from exc
+    if resolved.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise TransferTuneError(
+            f"device {device!r} cannot train a model (it holds no data); use 'auto', 'cpu' or "
+            "'cuda'"
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise TransferTuneError(
             f"device {device!r} asked for, but this PyTorch sees no CUDA GPU; use 'cpu' or 'auto'"

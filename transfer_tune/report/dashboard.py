@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,10 +31,17 @@ from typing import Any
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 
+from pdes.checks import as_int
 from transfer_tune.core.parametrization import display_name
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.report.readers import ProxyHistory, open_study, read_proxy_history
-from transfer_tune.search.storage import artifact_dir, get_storage, normalize_url, storage_file
+from transfer_tune.search.storage import (
+    artifact_dir,
+    get_storage,
+    normalize_url,
+    redact_url,
+    storage_file,
+)
 
 __all__ = [
     "annotate_all",
@@ -419,10 +427,33 @@ def annotate_all(storage: str | os.PathLike | None, **kwargs: Any) -> dict[str, 
 # ---------------------------------------------------------------------------------------------
 def dashboard_url(host: str = "127.0.0.1", port: int = 8080) -> str:
     """The URL the dashboard answers on."""
-    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    shown = host
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/dashboard/"
+
+
+def _check_bindable(host: Any, port: int) -> None:
+    """Refuse an empty host (it would bind every interface) and a port that cannot be bound."""
+    if not isinstance(host, str) or not host.strip():
+        raise TransferTuneError(
+            f"host must name an interface, got {host!r}: use 127.0.0.1 (this machine only, the "
+            "default) or, knowing the dashboard has no authentication, 0.0.0.0"
+        )
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TransferTuneError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise TransferTuneError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+                "(or stop what uses it)"
+            ) from exc
 
 
 def serve(
@@ -443,7 +474,8 @@ def serve(
     Raises
     ------
     TransferTuneError
-        When the storage file does not exist or the port is invalid.
+        When the storage file does not exist, the host is empty or cannot be resolved, or
+        the port is invalid or already in use.
     """
     from optuna_dashboard import run_server
 
@@ -454,8 +486,8 @@ def serve(
             f"no storage at {path}; run a study first (transfer-tune tune / landscape) or "
             "pass the storage that holds your studies"
         )
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise TransferTuneError(f"port must be an integer in 1..65535, got {port!r}")
+    port = as_int(port, "port", minimum=1, maximum=65535)
+    _check_bindable(host, port)
     store = artifact_store(url)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -464,7 +496,7 @@ def serve(
             flush=True,
         )
     print(
-        f"optuna-dashboard on {dashboard_url(host, port)}  (storage {url}, artifacts "
+        f"optuna-dashboard on {dashboard_url(host, port)}  (storage {redact_url(url)}, artifacts "
         f"{artifact_dir(url)}); Ctrl-C stops it",
         flush=True,
     )

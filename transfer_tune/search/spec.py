@@ -115,6 +115,15 @@ class StudySpec:
             kwargs["eval_resolution"] = self.target["eval_resolution"]
         return kwargs
 
+    def tune_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`transfer_tune.search.tune.tune` described by this spec."""
+        kwargs = self.workflow_kwargs()
+        for key in ("target_modes", "target_epochs", "eval_resolution"):
+            kwargs.pop(key, None)
+        if "proxy_epochs" in kwargs:
+            kwargs["epochs"] = kwargs.pop("proxy_epochs")
+        return kwargs
+
     def sweep_kwargs(self, storage: Any = None, n_jobs: int = 1) -> dict[str, Any]:
         """Keyword arguments of ``transfer_tune.analysis.landscape.sweep`` from ``[landscape]``.
 

@@ -146,9 +146,12 @@ def checkpoint_dir(url: str | None) -> Path:
 
 
 def dashboard_command(url: str | None) -> str:
-    """The shell command that opens optuna-dashboard on this storage and its artifacts."""
+    """The shell command that opens optuna-dashboard on this storage and its artifacts.
+
+    A password in the URL is shown as ``***`` (keep it in ``~/.pgpass``).
+    """
     url = normalize_url(url)
-    target = str(storage_file(url)) if url.startswith("journal:") else url
+    target = str(storage_file(url)) if url.startswith("journal:") else redact_url(url)
     return f"optuna-dashboard {target} --host 127.0.0.1 --artifact-dir {artifact_dir(url)}"
 
 

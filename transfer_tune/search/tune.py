@@ -18,6 +18,7 @@ mechanism the landscape sweeps share), so a rerun after a crash also ends with e
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.storage import normalize_url
+from transfer_tune.search.storage import normalize_url, redact_url
 from transfer_tune.search.workers import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
@@ -195,6 +196,7 @@ def run_worker(
     seconds, wherever it ran.
     """
     n_trials = as_int(n_trials, "n_trials")
+    seed = as_int(seed, "seed (the sampler's)", minimum=0, maximum=2**32 - 1)
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -208,7 +210,7 @@ def run_worker(
             pruner=make_pruner(pruner),
         )
     except KeyError as exc:
-        raise TransferTuneError(f"no study named {study_name!r} in {url}") from exc
+        raise TransferTuneError(f"no study named {study_name!r} in {redact_url(url)}") from exc
     setup = ProxySetup.from_study(study)
     objective = Objective(setup, _load_data(setup.problem), n_trials, device)
     done = 0
@@ -262,8 +264,9 @@ def create_proxy_study(
         diff = sorted(k for k in attrs if as_stored(stored[k]) != as_stored(attrs[k]))
         if diff:
             raise TransferTuneError(
-                f"study {name!r} in {url} exists with a different setup ({', '.join(diff)}); "
-                "resume it with the same settings or choose another study_name"
+                f"study {name!r} in {redact_url(url)} exists with a different setup "
+                f"({', '.join(diff)}); resume it with the same settings or choose another "
+                "study_name"
             )
     return study
 
@@ -327,10 +330,15 @@ def tune(
     n_trials = as_int(n_trials, "n_trials")
     n_jobs = as_int(n_jobs, "n_jobs")
     epochs = as_int(epochs, "epochs")
-    seed = as_int(seed, "seed", minimum=0)
+    seed = as_int(seed, "seed", minimum=0, maximum=2**32 - 1)
     resolve_device(device)  # a bad device fails before any study is created
     prob = load_problem(problem, problem_overrides)
     space = SearchSpace.from_dict(search_space)
+    if train is not None and not isinstance(train, Mapping):
+        raise TransferTuneError(
+            f"train must be a mapping of fixed training settings (e.g. {{'clip': 'value'}}), "
+            f"got {train!r}"
+        )
     train = dict(train or {})
     HParams.from_dict({**train, "lr": 1e-3})  # validates the fixed settings early
     if space.max_batch_size() > prob.n_train:

@@ -17,7 +17,7 @@ from transfer_tune.analysis.landscape.results import (
     sort_rows,
 )
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.storage import get_storage, normalize_url
+from transfer_tune.search.storage import get_storage, normalize_url, redact_url
 
 
 def sweep_studies(storage: BaseStorage, name: str | None = None) -> list[Any]:
@@ -67,7 +67,7 @@ def load_sweep(
     if not studies:
         known = list_sweeps(url)
         raise TransferTuneError(
-            f"no sweep named {sweep_name!r} in {url}; "
+            f"no sweep named {sweep_name!r} in {redact_url(url)}; "
             + (f"sweeps there: {', '.join(known)}" if known else "it holds no sweep")
         )
     config = dict(studies[0].user_attrs["sweep_config"])

@@ -44,7 +44,7 @@ from transfer_tune.analysis.landscape.results import (
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, resolve_device
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.storage import get_storage
+from transfer_tune.search.storage import get_storage, redact_url
 from transfer_tune.search.workers import fail_orphans
 
 _GRID_SEED = 0  # every worker builds the same GridSampler, so grid ids mean the same points
@@ -199,7 +199,7 @@ def _check_same_sweep(store: BaseStorage, config: SweepConfig, url: str) -> None
         if identity(old) != mine:
             diff = [k for k in IDENTITY_KEYS if old.get(k) != mine.get(k)]
             raise TransferTuneError(
-                f"sweep {config.name!r} already exists in {url} with other settings "
+                f"sweep {config.name!r} already exists in {redact_url(url)} with other settings "
                 f"({', '.join(diff)}); use another sweep_name, or the same settings to resume it"
             )
 
