@@ -6,6 +6,8 @@ now (issue "Harden it").
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -298,3 +300,67 @@ def test_one_process_stays_reproducible(tmp_path):
         return [t.params["x"] for t in study.trials]
 
     assert run(tmp_path / "a.journal") == run(tmp_path / "b.journal")
+
+
+# --------------------------------------------------------------------------- one line, exit 2
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "transfer_tune.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--seed", "-5"], "seed"),
+        (["--seed", str(2**32)], "seed"),
+        (["--device", "meta"], "cannot train"),
+        (["--heartbeat-interval", "0"], "heartbeat_interval"),
+        (["--heartbeat-interval", "30", "--grace-period", "5"], "at least the heartbeat"),
+    ],
+)
+def test_worker_mistakes_are_one_line(tuned, tmp_path, args, words):
+    url, _ = tuned
+    shutil.copy(url.removeprefix("sqlite:///"), tmp_path / "copy.db")
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    before = len(optuna.load_study(study_name="tiny", storage=copy).trials)
+    proc = _cli("worker", "tiny", "--n-trials", "9", "--storage", copy, *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert len(optuna.load_study(study_name="tiny", storage=copy).trials) == before
+
+
+def test_dashboard_refuses_an_empty_host_and_a_busy_port(tuned, tmp_path):
+    url, _ = tuned
+    proc = _cli("dashboard", url, "--host", "", cwd=tmp_path)
+    assert proc.returncode == 2 and "host must name an interface" in proc.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = _cli("dashboard", url, "--port", str(port), cwd=tmp_path)
+    assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"train": "x"}, "train must be a mapping"),
+        ({"problem_overrides": [1]}, "overrides must be a mapping"),
+    ],
+)
+def test_api_mistakes_are_our_error(tmp_path, kwargs, words):
+    args = {"target_modes": 8, "problem_overrides": TINY_BURGERS, **TINY, **kwargs}
+    with pytest.raises(TransferTuneError, match=words):
+        tune_then_transfer("burgers", storage=f"sqlite:///{tmp_path / 's.db'}", **args)
+
+
+def test_a_problem_dict_without_a_name_is_our_error(tmp_path):
+    with pytest.raises(TransferTuneError, match="needs a 'name' key"):
+        tune_then_transfer(
+            {"resolution": 64}, target_modes=8, storage=f"sqlite:///{tmp_path / 's.db'}", **TINY
+        )

@@ -197,6 +197,7 @@ def run_worker(
     """
     n_trials = as_int(n_trials, "n_trials")
     seed = as_int(seed, "seed (the sampler's)", minimum=0, maximum=2**32 - 1)
+    resolve_device(device)  # an unusable device fails before any trial is claimed
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -129,20 +129,32 @@ def retry_once(study: optuna.Study, trial: FrozenTrial) -> bool:
     return True
 
 
+def _grace(heartbeat_interval: int | None, grace_period: int | None) -> int | None:
+    """The grace period given, else ``GRACE_PERIOD`` or three heartbeat intervals if longer."""
+    if grace_period is not None:
+        return grace_period
+    if heartbeat_interval is None or isinstance(heartbeat_interval, bool):
+        return GRACE_PERIOD
+    if isinstance(heartbeat_interval, int) and heartbeat_interval > 0:
+        return max(GRACE_PERIOD, 3 * heartbeat_interval)
+    return GRACE_PERIOD
+
+
 def open_study_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> BaseStorage:
     """The storage for proxy studies: heartbeats and one retry of stale trials on RDB.
 
-    Defaults: ``HEARTBEAT_INTERVAL`` and ``GRACE_PERIOD`` seconds (journal files have no
-    heartbeats in Optuna; :func:`fail_orphans` covers this host there).
+    Defaults: ``HEARTBEAT_INTERVAL`` seconds and ``GRACE_PERIOD`` (or three intervals, if
+    longer). Journal files have no heartbeats in Optuna; :func:`fail_orphans` covers this host
+    there.
     """
     if url.startswith("journal:"):
         return get_storage(url)
     return get_storage(
         url,
-        heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
-        grace_period=grace_period or GRACE_PERIOD,
+        heartbeat_interval=HEARTBEAT_INTERVAL if heartbeat_interval is None else heartbeat_interval,
+        grace_period=_grace(heartbeat_interval, grace_period),
         retry_stale_trials=1,
     )
 
