@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from tests.conftest import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
@@ -364,3 +365,69 @@ def test_a_problem_dict_without_a_name_is_our_error(tmp_path):
         tune_then_transfer(
             {"resolution": 64}, target_modes=8, storage=f"sqlite:///{tmp_path / 's.db'}", **TINY
         )
+
+
+# --------------------------------------------------------------------------- integrity
+def test_a_flipped_bit_in_a_weight_is_refused(tmp_path):
+    from transfer_tune.core import checkpoint
+
+    marker = torch.full((64,), 1.2345678, dtype=torch.float32)
+    path = checkpoint.save(tmp_path / "c.pt", {"model_state": {"w": marker}, "epochs": 3})
+    ok = checkpoint.load(path)
+    assert torch.equal(ok["model_state"]["w"], marker) and ok["epochs"] == 3
+    assert torch.load(path, weights_only=True)["epochs"] == 3  # still a plain torch file
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(marker[:4].numpy().tobytes())
+    assert at > 0
+    data[at + 5] ^= 0x01  # one bit of one weight
+    path.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(path, weights_only=True)["model_state"]["w"], marker)
+    with pytest.raises(TransferTuneError, match="SHA-256"):
+        checkpoint.load(path)
+
+
+def test_other_formats_and_foreign_files_are_refused(tmp_path):
+    from transfer_tune.core import checkpoint
+
+    torch.save({"model_state": {}, "integrity": {"format": 99, "sha256": "0"}}, tmp_path / "f.pt")
+    with pytest.raises(TransferTuneError, match="format 99"):
+        checkpoint.load(tmp_path / "f.pt")
+    torch.save({"model_state": {}}, tmp_path / "plain.pt")
+    with pytest.raises(TransferTuneError, match="format None"):
+        checkpoint.load(tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00junk" * 10)
+    with pytest.raises(TransferTuneError, match="damaged or not a transfer-tune checkpoint"):
+        checkpoint.load(tmp_path / "junk.pt")
+
+
+# --------------------------------------------------------------------------- a live target run
+def test_a_running_target_is_not_taken_over(tuned):
+    url, _ = tuned
+    study = optuna.create_study(storage=url, study_name="busy")
+    trial = study.ask()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{alive.pid}")
+        with pytest.raises(TransferTuneError, match="being trained right now"):
+            transfer("tiny", 8, url, epochs=1, device="cpu", progress=False, study_name="busy")
+        assert study.trials[0].state == optuna.trial.TrialState.RUNNING  # left alone
+    finally:
+        alive.kill()
+        alive.wait()
+    # the same process gone: the next launch resumes (fails the orphan, runs once more)
+    _, target = transfer("tiny", 8, url, epochs=1, device="cpu", progress=False, study_name="busy")
+    states = [t.state.name for t in optuna.load_study(study_name="busy", storage=url).trials]
+    assert states == ["FAIL", "COMPLETE"] and target.metrics["modes"] == 8
+
+
+def test_another_machines_run_needs_take_over(tuned):
+    url, _ = tuned
+    study = optuna.create_study(storage=url, study_name="remote")
+    study.ask().set_user_attr("worker", "some-other-host:4242")
+    with pytest.raises(TransferTuneError, match="take_over=True"):
+        transfer("tiny", 8, url, epochs=1, device="cpu", progress=False, study_name="remote")
+    transfer(
+        "tiny", 8, url, epochs=1, device="cpu", progress=False, study_name="remote", take_over=True
+    )
+    states = [t.state.name for t in optuna.load_study(study_name="remote", storage=url).trials]
+    assert states == ["FAIL", "COMPLETE"]

@@ -109,6 +109,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
             eval_resolution=args.eval_resolution,
             device=args.device,
         ),
+        take_over=args.take_over,
     )
     print(result)
     print(f"checkpoint: {result.checkpoint}")
@@ -285,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-resolution", type=int, help="finer grid for the test error")
     p.add_argument("--target-study", help="name of the target study")
     p.add_argument("--plan-only", action="store_true", help="print the plan, do not train")
+    p.add_argument(
+        "--take-over",
+        action="store_true",
+        help="resume a RUNNING run of this target left by a dead process on another machine",
+    )
     storage_arg(p)
     device_arg(p)
 

@@ -9,6 +9,8 @@ finer one, its wall time, and a checkpoint next to the storage.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from transfer_tune.search.storage import (
     safe_filename,
 )
 from transfer_tune.search.tune import ProxySetup, best_values
+from transfer_tune.search.workers import WORKER_ATTR, process_gone, worker_tag
 
 
 @dataclass
@@ -218,7 +221,9 @@ def check_target(
     check_data(problem)
 
 
-def _start_target_study(store, name: str, plan: TargetPlan, problem_config: dict):
+def _start_target_study(
+    store, name: str, plan: TargetPlan, problem_config: dict, take_over: bool = False
+):
     """Create (or reopen after a crash) the target study and open its one trial (rank 0)."""
     study = optuna.create_study(
         storage=store, study_name=name, direction="minimize", load_if_exists=True
@@ -232,16 +237,52 @@ def _start_target_study(store, name: str, plan: TargetPlan, problem_config: dict
             f"target study {name!r} was started with another plan; choose another study_name"
         )
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tag = stale.user_attrs.get(WORKER_ATTR)
+        if tag is not None and not take_over and not process_gone(tag):
+            where = "on this machine" if tag.rpartition(":")[0] == socket.gethostname() else ""
+            raise TransferTuneError(
+                f"target study {name!r} is being trained right now by process {tag} {where}"
+                "; wait for it to finish, or, if that process is dead on another machine, "
+                "pass take_over=True (CLI --take-over) to resume its run here"
+            )
         # a run killed before it finished: this launch resumes it from its training state
         study.tell(stale.number, state=TrialState.FAIL)
     attrs = {"kind": "target", "proxy_study": plan.proxy_study, "plan": plan.to_dict()}
     for key, value in {**attrs, "problem": problem_config}.items():
         study.set_user_attr(key, value)
     trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, worker_tag())
     trial.set_user_attr(
         "hparams", {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
     )
     return study, trial
+
+
+def _writable_folder(folder: Path, study: optuna.Study, trial: optuna.Trial) -> None:
+    """Create the checkpoint folder or fail the trial with one clear line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        raise TransferTuneError(
+            f"cannot write checkpoints to {folder}: {exc.strerror or exc}; free space or "
+            "choose a storage in a writable folder"
+        ) from exc
+
+
+def _save_or_fail(study: optuna.Study, trial: optuna.Trial, path: Path, payload: dict) -> None:
+    """Write the final checkpoint; on a full or read-only disk fail the trial and say so."""
+    try:
+        checkpoint_io.save(path, payload)
+    except OSError as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        raise TransferTuneError(
+            f"cannot write the checkpoint {path}: {exc.strerror or exc}; the training state "
+            "next to it is kept: free space and run the same command again to finish"
+        ) from exc
 
 
 def run_target(
@@ -253,6 +294,7 @@ def run_target(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    take_over: bool = False,
 ) -> TargetResult:
     """Train the target FNO of ``plan`` once and record it in ``storage``.
 
@@ -273,6 +315,9 @@ def run_target(
     eval_resolution : int, optional
         The finer grid for the super-resolution test error; default twice the training
         resolution when the problem can produce it.
+    take_over : bool
+        Resume a RUNNING run of this target whose process cannot be probed (another machine)
+        and is known to be dead; a live run on this machine is never taken over.
     """
     url = normalize_url(storage)
     store = get_storage(url)
@@ -289,7 +334,7 @@ def run_target(
     distributed.init_from_env(resolve_device(device))
     main = distributed.is_main()
     if main:
-        study, trial = _start_target_study(store, name, plan, setup.problem)
+        study, trial = _start_target_study(store, name, plan, setup.problem, take_over)
         problem.dataset("train"), problem.dataset("val")  # generate once, then the others read
     distributed.barrier()
 
@@ -299,6 +344,8 @@ def run_target(
     x, y = problem.dataset("train")
     xv, yv = problem.dataset("val")
     folder = checkpoint_dir(url)
+    if main:
+        _writable_folder(folder, study, trial)  # before training, not after it
 
     reported: set[int] = set()
 
@@ -354,7 +401,9 @@ def run_target(
         xf, yf = fine_problem.dataset("test")
         metrics["fine_resolution"] = fine_problem.resolution
         metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
-    checkpoint_io.save(
+    _save_or_fail(
+        study,
+        trial,
         path,
         {
             "model_state": model.state_dict(),
