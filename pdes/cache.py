@@ -201,9 +201,22 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _file_mode() -> int:
+    """``0o666`` less this process's umask: what ``open()`` would give a new file.
+
+    ``mkstemp`` creates files readable by their owner only (0600), which locks out a team that
+    shares one cache folder; cache files get the ordinary mode instead (0644 under the usual
+    umask 022, 0664 under 002 for a group-writable shared folder).
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, write: Callable[[Any], None], suffix: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -6,8 +6,10 @@ now (issue "Harden it").
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -431,3 +433,39 @@ def test_another_machines_run_needs_take_over(tuned):
     )
     states = [t.state.name for t in optuna.load_study(study_name="remote", storage=url).trials]
     assert states == ["FAIL", "COMPLETE"]
+
+
+# --------------------------------------------------------------------------- the dataset cache
+def test_cache_files_are_readable_by_a_team(tmp_path):
+    from pdes import get_problem
+
+    problem = get_problem("burgers", cache_dir=tmp_path, **TINY_BURGERS)
+    problem.dataset("train")
+    mask = os.umask(0)
+    os.umask(mask)
+    files = list(tmp_path.rglob("*.npz")) + list(tmp_path.rglob("*.json"))
+    assert files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+
+
+def test_data_into_a_read_only_cache_fails_loudly(small_mount, tmp_path):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    proc = _cli(
+        "data",
+        "burgers",
+        "--n-train",
+        "4",
+        "--n-val",
+        "2",
+        "--n-test",
+        "2",
+        "--resolution",
+        "64",
+        "--cache-dir",
+        str(small_mount),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "not generated yet" not in proc.stdout
+    assert str(small_mount) in proc.stderr

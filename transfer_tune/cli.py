@@ -36,7 +36,10 @@ DEMO_QUICK = {
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    import warnings
+
     from pdes import get_problem
+    from pdes.cache import CacheWriteWarning
 
     overrides = {
         key: value
@@ -52,8 +55,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
         if value is not None
     }
     problem = get_problem(args.name, progress=True, **overrides)
-    for split in ("train", "val", "test"):
-        problem.dataset(split)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWriteWarning)
+        for split in ("train", "val", "test"):
+            problem.dataset(split)
+    for warning in caught:
+        if issubclass(warning.category, CacheWriteWarning):  # caching is this command's job
+            raise TransferTuneError(str(warning.message).split(";")[0] + "; nothing was cached")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     print(problem.summary())
     return 0
 
