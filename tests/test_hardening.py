@@ -18,6 +18,8 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
@@ -469,3 +471,28 @@ def test_data_into_a_read_only_cache_fails_loudly(small_mount, tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "not generated yet" not in proc.stdout
     assert str(small_mount) in proc.stderr
+
+
+# --------------------------------------------------------------------------- properties
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(min_size=1, max_size=400).filter(lambda s: s.strip()))
+def test_any_study_name_gives_a_file_inside_its_folder(name):
+    out = safe_filename(name, ".pt")
+    folder = Path("/srv/checkpoints")
+    assert (folder / out).parent == folder and out not in (".pt", "..pt")
+    assert not out.startswith(".") and len(out.encode()) < 255
+    assert out == safe_filename(name, ".pt")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    user=st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+    password=st.from_regex(r"[A-Za-z0-9!$%^*()_+=.-]{4,24}", fullmatch=True),
+    host=st.sampled_from(["db", "10.0.0.5", "db.example.org:5433"]),
+    driver=st.sampled_from(["postgresql", "postgresql+psycopg2", "postgres"]),
+)
+def test_any_password_is_redacted(user, password, host, driver):
+    url = f"{driver}://{user}:{password}@{host}/transfer_tune"
+    assert redact_url(url) == f"{driver}://{user}:***@{host}/transfer_tune"
+    query = f"postgresql://{user}@{host}/db?password={password}&sslmode=require"
+    assert redact_url(query) == f"postgresql://{user}@{host}/db?password=***&sslmode=require"
