@@ -680,9 +680,11 @@ def test_cli_data(name, sizes, resolution, seed, path, tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_fno_rejects_a_float_dim():  # was a TypeError from torch.zeros
+def test_fno_rejects_a_fractional_dim():  # was a TypeError from torch.zeros
     with pytest.raises(TransferTuneError, match="dim"):
-        FNO(dim=2.0, modes=2, width=1, n_layers=1)
+        FNO(dim=1.5, modes=2, width=1, n_layers=1)
+    # an integral float (as TOML and JSON give) is the integer, like every size argument
+    assert FNO(dim=2.0, modes=2, width=1, n_layers=1).config()["dim"] == 2
 
 
 def test_fno_on_an_empty_batch():  # was an MKL FFT error

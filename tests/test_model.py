@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from transfer_tune.core.model import FNO, SpectralConv, check_modes
+from transfer_tune.core.model import FNO, SpectralConv, check_modes, mode_shape
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
 
@@ -51,6 +51,7 @@ def test_identity_r_is_exact_lowpass_2d():
 def test_spectral_weight_shapes_follow_convention():
     for dim, shape in [(1, (5,)), (2, (9, 5)), (3, (9, 9, 5))]:
         conv = SpectralConv(3, 2, 5, dim)
+        assert mode_shape(5, dim) == shape
         assert conv.mode_shape == shape
         assert conv.weight.shape == (math.prod(shape), 3, 2)
         assert conv.weight.is_complex()
@@ -107,6 +108,27 @@ def test_modes_validation_messages():
         FNO(dim=1, modes=2, width=4, in_channels=2)(torch.zeros(1, 1, 8))
     with pytest.raises(TransferTuneError, match="dim must be"):
         FNO(dim=4, modes=2, width=4)
+
+
+def test_integer_arguments_are_checked():
+    with pytest.raises(TransferTuneError, match="K = 1 is rejected"):
+        FNO(dim=1, modes=1, width=4)
+    with pytest.raises(TransferTuneError, match="modes"):
+        SpectralConv(1, 1, True, 1)
+    with pytest.raises(TransferTuneError, match="width must be a positive integer, got 0"):
+        FNO(dim=1, modes=4, width=0)
+    with pytest.raises(TransferTuneError, match="n_layers must be a positive integer"):
+        FNO(dim=1, modes=4, width=4, n_layers=2.5)
+    with pytest.raises(TransferTuneError, match="projection_width"):
+        FNO(dim=1, modes=4, width=4, projection_width="8")
+    with pytest.raises(TransferTuneError, match="in_channels must be a positive integer"):
+        SpectralConv(0, 1, 4, 1)
+    with pytest.raises(TransferTuneError, match="dim must be"):
+        SpectralConv(1, 1, 4, 0)
+    # integral numbers (as TOML and JSON give them) become ints
+    model = FNO(dim=1.0, modes=4.0, width=4, n_layers=1)
+    assert model.config()["modes"] == 4 and type(model.config()["modes"]) is int
+    assert model.layers[0].spectral.mode_shape == (4,)
 
 
 def test_every_parameter_has_a_role():

@@ -10,15 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from transfer_tune.core.model import mode_shape
+
 
 def _fft_flops(grid: Sequence[int], modes: int) -> float:
     """Real FFT along the last axis, then complex FFTs of the kept columns along the others."""
     points = math.prod(grid)
+    kept_shape = mode_shape(modes, len(grid))
     flops = 2.5 * points * math.log2(max(grid[-1], 2))
-    kept = points // grid[-1] * modes  # columns left after the last axis is cut to K
-    for n in grid[:-1]:
+    kept = points // grid[-1] * kept_shape[-1]  # columns left after the last axis is cut to K
+    for n, rows in zip(grid[:-1], kept_shape[:-1], strict=True):
         flops += 5.0 * kept * math.log2(max(n, 2))
-        kept = kept // n * min(2 * modes - 1, n)
+        kept = kept // n * min(rows, n)
     return flops
 
 
@@ -28,7 +31,7 @@ def forward_flops(config: dict, grid: Sequence[int], batch: int = 1) -> float:
     points = math.prod(grid)
     lift_in = config["in_channels"] + (dim if config.get("grid_features", True) else 0)
     proj = config.get("projection_width", 128)
-    n_modes = (2 * k - 1) ** (dim - 1) * k
+    n_modes = math.prod(mode_shape(k, dim))
     per_layer = (
         2.0 * m * m * points  # pointwise W
         + 2.0 * m * _fft_flops(grid, k)  # forward and inverse transforms of m channels

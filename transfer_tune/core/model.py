@@ -11,7 +11,10 @@ With ``K`` modes per dimension, along the *last* spatial axis the real FFT keeps
 frequencies ``0 .. K-1``; along every other axis it keeps both signs, ``|k| < K``, i.e.
 ``2K - 1`` rows (``0 .. K-1`` and ``-(K-1) .. -1``). ``K`` must satisfy ``K <= n // 2 + 1`` on
 every axis of an ``n``-point grid. The weights depend only on ``K``, never on the grid, so a
-model built for one grid evaluates on a finer one (zero-shot super-resolution).
+model built for one grid evaluates on a finer one (zero-shot super-resolution). The inverse
+transform uses only the real part of the last-axis columns 0 and ``n/2`` (when kept), as a
+full ``irfftn`` does; the transforms and their adjoints live in
+:mod:`transfer_tune.core.spectral_autograd`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pdes.checks import as_int
+from transfer_tune.core.spectral_autograd import from_modes, mode_matmul, to_modes
 from transfer_tune.errors import TransferTuneError
 
 ROLES = ("lifting", "spectral", "pointwise", "projection", "bias")
@@ -46,17 +51,27 @@ def check_modes(modes: int, grid: Sequence[int]) -> None:
         )
 
 
-def _check_dim(dim: int) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (1, 2, 3):
-        raise TransferTuneError(f"dim must be the integer 1, 2 or 3, got {dim!r}")
+def mode_shape(modes: int, dim: int) -> tuple[int, ...]:
+    """Shape of the kept Fourier coefficients per channel: ``(2K - 1,) * (d - 1) + (K,)``.
+
+    The one home of the mode-count formula (the model's weights, the FLOP estimates): ``K``
+    frequencies on the last axis, ``|k| < K`` (``2K - 1`` rows) on every other axis. The
+    number of kept modes is ``math.prod(mode_shape(modes, dim))``.
+    """
+    return (2 * modes - 1,) * (dim - 1) + (modes,)
 
 
-def _check_modes_value(modes: int) -> None:
-    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 2:
+def _check_dim(dim: int) -> int:
+    return as_int(dim, "dim", minimum=1, maximum=3)
+
+
+def _check_modes_value(modes: int) -> int:
+    try:
+        return as_int(modes, "modes (K)", minimum=2)
+    except TransferTuneError as exc:
         raise TransferTuneError(
-            f"modes (K) must be an integer >= 2, got {modes!r}; K = 1 is rejected because the "
-            "µP rule scales by 1/sqrt(ln K)."
-        )
+            f"{exc}; K = 1 is rejected because the µP rule scales by 1/sqrt(ln K)."
+        ) from None
 
 
 class SpectralConv(nn.Module):
@@ -66,7 +81,8 @@ class SpectralConv(nn.Module):
     ``K`` columns are sliced, and each earlier axis is transformed on those columns alone (and
     likewise backwards). The per-mode contraction is one batched complex matmul over modes.
     Both transforms are autograd Functions whose backward is the other truncated transform,
-    rescaled (never an FFT of the whole zero-padded spectrum).
+    rescaled (never an FFT of the whole zero-padded spectrum); they live in
+    :mod:`transfer_tune.core.spectral_autograd`, with the exact adjoints spelled out.
 
     Parameters
     ----------
@@ -87,16 +103,16 @@ class SpectralConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, modes: int, dim: int) -> None:
         super().__init__()
-        _check_dim(dim)
-        _check_modes_value(modes)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        dim = _check_dim(dim)
+        modes = _check_modes_value(modes)
+        self.in_channels = as_int(in_channels, "in_channels")
+        self.out_channels = as_int(out_channels, "out_channels")
         self.modes = modes
         self.dim = dim
-        self.mode_shape = (2 * modes - 1,) * (dim - 1) + (modes,)
+        self.mode_shape = mode_shape(modes, dim)
         n_modes = math.prod(self.mode_shape)
         self.weight = nn.Parameter(
-            torch.zeros(n_modes, in_channels, out_channels, dtype=torch.cfloat)
+            torch.zeros(n_modes, self.in_channels, self.out_channels, dtype=torch.cfloat)
         )
 
     def extra_repr(self) -> str:
@@ -118,123 +134,13 @@ class SpectralConv(nn.Module):
         if batch == 0:  # FFT libraries reject empty batches; the answer is empty anyway
             return x.new_zeros(0, self.out_channels, *grid)
         # forward transform, touching only the kept modes: (B, Cin, *mode_shape)
-        z = _ToModes.apply(x, self.modes)
+        z = to_modes(x, self.modes)
         # batched matmul over modes: (M, B, Cin) @ (M, Cin, Cout) -> (M, B, Cout)
         z = z.reshape(batch, self.in_channels, -1).permute(2, 0, 1).contiguous()
-        z = _ModeMatmul.apply(z, self.weight)
+        z = mode_matmul(z, self.weight)
         z = z.permute(1, 2, 0).reshape(batch, self.out_channels, *self.mode_shape)
         # inverse transform: scatter the kept rows back, one axis at a time
-        return _FromModes.apply(z, tuple(grid))
-
-
-def _kept_rows(n: int, k: int, device: torch.device) -> torch.Tensor:
-    """Indices of the kept rows ``0..K-1, n-K+1..n-1`` of a non-last axis of length n."""
-    return torch.cat([torch.arange(k, device=device), torch.arange(n - k + 1, n, device=device)])
-
-
-def _to_modes(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Kept Fourier coefficients of ``x`` (batch, C, *grid): shape (batch, C, *mode_shape).
-
-    The real FFT runs along the last axis and keeps columns ``0..K-1``; every earlier axis is
-    then transformed on those columns alone and cut to its kept rows.
-    """
-    grid = x.shape[2:]
-    z = torch.fft.rfft(x, dim=-1)[..., :k]
-    for axis in range(2, x.dim() - 1):
-        z = torch.fft.fft(z, dim=axis).index_select(axis, _kept_rows(grid[axis - 2], k, x.device))
-    return z
-
-
-def _from_modes(z: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
-    """The real function on ``grid`` whose kept coefficients are ``z`` (the others zero).
-
-    Kept rows are scattered back with ``index_add_`` (a row kept twice, the Nyquist row when
-    ``2K - 1 > n``, adds up: this is the adjoint of :func:`_to_modes`' selection).
-    """
-    k = z.shape[-1]
-    for axis in range(2, z.dim() - 1):
-        n = grid[axis - 2]
-        shape = list(z.shape)
-        shape[axis] = n
-        z = z.new_zeros(shape).index_add_(axis, _kept_rows(n, k, z.device), z)
-        z = torch.fft.ifft(z, dim=axis)
-    return torch.fft.irfft(z, n=grid[-1], dim=-1)
-
-
-def _hermitian_weights(k: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    """Weight of each kept last-axis column in a real signal: 1 at frequency 0 (and at the
-    Nyquist frequency n/2 of an even n), 2 at the others (they stand for their conjugates).
-
-    Real, in the precision of ``like`` (float64 for complex128 gradients)."""
-    dtype = like.real.dtype if like.is_complex() else like.dtype
-    weights = torch.full((k,), 2.0, dtype=dtype, device=like.device)
-    weights[0] = 1.0
-    if n % 2 == 0 and k == n // 2 + 1:
-        weights[-1] = 1.0
-    return weights
-
-
-class _ToModes(torch.autograd.Function):
-    """:func:`_to_modes` with a cheap backward.
-
-    With ``N`` grid points and the Hermitian weights ``h`` of the last axis, the gradient of
-    ``z = to_modes(x)`` is ``N * from_modes(g / h)``: one truncated inverse transform, where
-    PyTorch's own ``rfft`` backward zero-pads the gradient to the full grid and runs a complex
-    FFT over all of it. The backward is itself built from these Functions, so it is
-    differentiable again.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:  # type: ignore[override]
-        ctx.grid = tuple(x.shape[2:])
-        ctx.k = k
-        return _to_modes(x, k)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        weights = _hermitian_weights(ctx.k, ctx.grid[-1], grad)
-        scale = math.prod(ctx.grid) / weights
-        return _FromModes.apply(grad * scale, ctx.grid), None
-
-
-class _FromModes(torch.autograd.Function):
-    """:func:`_from_modes` with a cheap backward: ``to_modes(g) * h / N`` (see _ToModes)."""
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
-        ctx.grid = grid
-        ctx.k = z.shape[-1]
-        return _from_modes(z, grid)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        weights = _hermitian_weights(ctx.k, ctx.grid[-1], grad)
-        scale = weights / math.prod(ctx.grid)
-        return _ToModes.apply(grad, ctx.k) * scale, None
-
-
-class _ModeMatmul(torch.autograd.Function):
-    """``bmm(z, w)`` over modes, with a backward that avoids slow conjugate-view matmuls.
-
-    ``grad_z = g w^H`` is computed as ``conj(conj(g) w^T)`` and ``grad_w = z^H g`` from the
-    conjugate-transposed view: both as fast as the forward on the CPU, where PyTorch's own
-    backward of a complex ``bmm`` can fall back to one small matmul per mode.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z, w)
-        return torch.bmm(z, w)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        z, w = ctx.saved_tensors
-        grad_z = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_z = torch.bmm(grad.conj().resolve_conj(), w.transpose(1, 2)).conj()
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(z.mH, grad)
-        return grad_z, grad_w
+        return from_modes(z, tuple(grid))
 
 
 class Pointwise(nn.Module):
@@ -339,17 +245,13 @@ class FNO(nn.Module):
         grid_features: bool = True,
     ) -> None:
         super().__init__()
-        _check_dim(dim)
-        _check_modes_value(modes)
-        for name, value in (
-            ("width", width),
-            ("n_layers", n_layers),
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("projection_width", projection_width),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TransferTuneError(f"{name} must be a positive integer, got {value!r}")
+        dim = _check_dim(dim)
+        modes = _check_modes_value(modes)
+        width = as_int(width, "width")
+        n_layers = as_int(n_layers, "n_layers")
+        in_channels = as_int(in_channels, "in_channels")
+        out_channels = as_int(out_channels, "out_channels")
+        projection_width = as_int(projection_width, "projection_width")
         self.dim = dim
         self.modes = modes
         self.width = width
