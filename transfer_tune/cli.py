@@ -153,36 +153,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run_workflow(spec, args.storage, args.device)
 
 
+_WORKER_OPTIONS = ("seed", "sampler", "pruner", "device", "heartbeat_interval", "grace_period")
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
+    from transfer_tune.search import tune as proxy
     from transfer_tune.search.storage import get_storage, normalize_url
-    from transfer_tune.search.tune import (
-        best_values,
-        count_finished,
-        open_study_storage,
-        run_worker,
-    )
 
     url = normalize_url(args.storage)
     get_storage(url, must_exist=True)  # a worker joins a study: never create an empty file
-    done = run_worker(
+    done = proxy.run_worker(
         args.study,
         url,
         args.n_trials,
         progress=True,
-        **_given(
-            seed=args.seed,
-            sampler=args.sampler,
-            pruner=args.pruner,
-            device=args.device,
-            heartbeat_interval=args.heartbeat_interval,
-            grace_period=args.grace_period,
-        ),
+        **_given(**{key: getattr(args, key) for key in _WORKER_OPTIONS}),
     )
-    study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
-    print(f"worker ran {done} trial(s); the study holds {count_finished(study)} finished")
-    best_values(study)  # a clear error when no trial completed
+    study = optuna.load_study(study_name=args.study, storage=proxy.open_study_storage(url))
+    print(f"worker ran {done} trial(s); the study holds {proxy.count_finished(study)} finished")
+    proxy.best_values(study)  # a clear error when no trial completed
     print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")
     return 0
 

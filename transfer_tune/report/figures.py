@@ -407,12 +407,7 @@ def heatmap_figure(
                         x=[xs[i]],
                         y=[ys[j]],
                         mode="markers",
-                        marker={
-                            "symbol": "star",
-                            "size": 13,
-                            "color": "white",
-                            "line": {"width": 1, "color": "black"},
-                        },
+                        marker=style.star("white", 13),
                         showlegend=False,
                         hovertemplate=f"minimum: {p1}={xs[i]}, {p2}={ys[j]}<extra></extra>",
                         meta={"role": "optimum", "parametrization": kind, "modes": k},

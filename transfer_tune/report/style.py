@@ -41,3 +41,8 @@ def finite_or_none(values: Iterable[float]) -> list[float | None]:
 def axis_type(param: str) -> str:
     """``"log"`` for the parameters swept on a log scale, else ``"linear"``."""
     return "log" if SWEEPABLE.get(param, True) else "linear"
+
+
+def star(color: str, size: int) -> dict:
+    """The marker of a highlighted point (an optimum, the transferred target)."""
+    return {"symbol": "star", "size": size, "color": color, "line": {"width": 1, "color": "black"}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,31 +259,24 @@ def _start_target_study(
     return study, trial
 
 
-def _writable_folder(folder: Path, study: optuna.Study, trial: optuna.Trial) -> None:
-    """Create the checkpoint folder or fail the trial with one clear line."""
+@contextmanager
+def _fail_trial_on_os_error(study: optuna.Study, trial: optuna.Trial, what: str, advice: str):
+    """Fail the target's trial and say in one line why, when writing ``what`` fails."""
     try:
+        yield
+    except OSError as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        raise TransferTuneError(f"cannot write {what}: {exc.strerror or exc}; {advice}") from exc
+
+
+def _writable_folder(folder: Path, study: optuna.Study, trial: optuna.Trial) -> None:
+    """Create the checkpoint folder and check it takes a file, before any training."""
+    advice = "free space or choose a storage in a writable folder"
+    with _fail_trial_on_os_error(study, trial, f"checkpoints to {folder}", advice):
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
-    except OSError as exc:
-        study.tell(trial, state=TrialState.FAIL)
-        raise TransferTuneError(
-            f"cannot write checkpoints to {folder}: {exc.strerror or exc}; free space or "
-            "choose a storage in a writable folder"
-        ) from exc
-
-
-def _save_or_fail(study: optuna.Study, trial: optuna.Trial, path: Path, payload: dict) -> None:
-    """Write the final checkpoint; on a full or read-only disk fail the trial and say so."""
-    try:
-        checkpoint_io.save(path, payload)
-    except OSError as exc:
-        study.tell(trial, state=TrialState.FAIL)
-        raise TransferTuneError(
-            f"cannot write the checkpoint {path}: {exc.strerror or exc}; the training state "
-            "next to it is kept: free space and run the same command again to finish"
-        ) from exc
 
 
 def run_target(
@@ -401,21 +395,23 @@ def run_target(
         xf, yf = fine_problem.dataset("test")
         metrics["fine_resolution"] = fine_problem.resolution
         metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
-    _save_or_fail(
-        study,
-        trial,
-        path,
-        {
-            "model_state": model.state_dict(),
-            "model_config": plan.model,
-            "parametrization": plan.parametrization,
-            "plan": plan.to_dict(),
-            "problem": setup.problem,
-            "normalizers": problem.normalizers.state_dict(),
-            "metrics": metrics,
-            "history": history,
-        },
+    advice = (
+        "the training state next to it is kept: free space and run the same command again to finish"
     )
+    with _fail_trial_on_os_error(study, trial, f"the checkpoint {path}", advice):
+        checkpoint_io.save(
+            path,
+            {
+                "model_state": model.state_dict(),
+                "model_config": plan.model,
+                "parametrization": plan.parametrization,
+                "plan": plan.to_dict(),
+                "problem": setup.problem,
+                "normalizers": problem.normalizers.state_dict(),
+                "metrics": metrics,
+                "history": history,
+            },
+        )
     trial.set_user_attr("metrics", metrics)
     study.set_user_attr("metrics", metrics)
     study.set_user_attr("checkpoint", str(path))
