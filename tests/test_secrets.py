@@ -85,9 +85,9 @@ def test_no_command_prints_or_writes_the_password(postgres_url, tmp_path):
     try:
         deadline = time.monotonic() + 60
         banner = ""
-        while time.monotonic() < deadline and "optuna-dashboard on" not in banner:
+        while time.monotonic() < deadline and "optuna-dashboard listening on" not in banner:
             banner += dash.stdout.readline()
-        assert "optuna-dashboard on" in banner, banner
+        assert "optuna-dashboard listening on" in banner, banner
         outputs.append(banner)
     finally:
         dash.send_signal(signal.SIGINT)

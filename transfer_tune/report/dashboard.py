@@ -427,7 +427,7 @@ def annotate_all(storage: str | os.PathLike | None, **kwargs: Any) -> dict[str, 
 # ---------------------------------------------------------------------------------------------
 def dashboard_url(host: str = "127.0.0.1", port: int = 8080) -> str:
     """The URL the dashboard answers on."""
-    shown = host
+    shown = "127.0.0.1" if host == "0.0.0.0" else host  # the address to open it at
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/dashboard/"
@@ -496,8 +496,8 @@ def serve(
             flush=True,
         )
     print(
-        f"optuna-dashboard on {dashboard_url(host, port)}  (storage {redact_url(url)}, artifacts "
-        f"{artifact_dir(url)}); Ctrl-C stops it",
+        f"optuna-dashboard listening on {host}:{port}, open {dashboard_url(host, port)} "
+        f"(storage {redact_url(url)}, artifacts {artifact_dir(url)}); Ctrl-C stops it",
         flush=True,
     )
     run_server(get_storage(url), host=host, port=port, artifact_store=store)
