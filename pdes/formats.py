@@ -10,6 +10,7 @@ Untrusted files are never unpickled (``torch.load(weights_only=True)``,
 from __future__ import annotations
 
 import contextlib
+import math
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,32 @@ FORMATS: dict[str, tuple[str, ...]] = {
 
 
 Index = tuple[Any, ...]
+
+#: Longest string kept as metadata.
+_MAX_TEXT = 200
+
+
+def _plain(value: Any) -> Any:
+    """One number or short string as a JSON-able Python value (``None``: not metadata)."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, (np.float16, np.float32)):
+        value = float(str(value))  # the shortest decimal that round-trips: 0.01, not 0.0099...
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str) and len(value) <= _MAX_TEXT:
+        return value
+    return None
 
 
 def _supported() -> str:
@@ -54,6 +81,21 @@ class Source:
 
     def read(self, key: str, index: Index) -> np.ndarray:
         raise NotImplementedError
+
+    def scalars(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Entries holding one number or a short string (metadata such as ``visc``), as
+        JSON-able Python values; ``exclude`` names entries to leave out."""
+        out: dict[str, Any] = {}
+        for key in self.keys():
+            if key in exclude or math.prod(self.shape(key)) != 1 or len(self.shape(key)) > 2:
+                continue
+            try:
+                value = _plain(self.read(key, ()))
+            except Exception:  # an unreadable entry is not metadata worth failing for
+                continue
+            if value is not None:
+                out[key] = value
+        return out
 
     def describe(self) -> str:
         items = [f"{k} {self.shape(k)}" for k in self.keys()]
@@ -80,8 +122,10 @@ class DictSource(Source):
         shapes: dict[str, tuple[int, ...]],
         loader: Callable[[str], np.ndarray],
         on_close: Callable[[], None] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(path, fmt, label)
+        self._extra = extra or {}  # plain Python scalars stored beside the arrays (.pt)
         self._shapes = shapes
         self._loader = loader
         self._loaded: dict[str, np.ndarray] = {}
@@ -97,6 +141,13 @@ class DictSource(Source):
         if key not in self._loaded:
             self._loaded[key] = self._loader(key)
         return np.asarray(self._loaded[key][index])
+
+    def scalars(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        out = super().scalars(exclude)
+        for key, value in self._extra.items():
+            if key not in exclude and _plain(value) is not None:
+                out[key] = _plain(value)
+        return dict(sorted(out.items()))
 
     def close(self) -> None:
         self._loaded.clear()
@@ -215,6 +266,7 @@ def _open_pt(path: Path) -> Source:
             "{'x': tensor, 'y': tensor}."
         )
     arrays: dict[str, np.ndarray] = {}
+    extra: dict[str, Any] = {}
     for key, value in obj.items():
         if isinstance(value, torch.Tensor):
             t = value.detach().cpu()
@@ -224,8 +276,10 @@ def _open_pt(path: Path) -> Source:
                 arrays[str(key)] = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
         elif isinstance(value, np.ndarray):
             arrays[str(key)] = value
+        elif isinstance(value, (bool, int, float, str)):
+            extra[str(key)] = value
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
-    return DictSource(path, "pt", ".pt", shapes, arrays.__getitem__)
+    return DictSource(path, "pt", ".pt", shapes, arrays.__getitem__, extra=extra)
 
 
 def _open_mat(path: Path) -> Source:

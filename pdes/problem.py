@@ -30,7 +30,13 @@ import torch
 
 from pdes.cache import cache_path, canonical_json, load_or_generate, resolve_cache_dir
 from pdes.errors import TransferTuneError
-from pdes.file_problem import file_cache_files, load_file_splits
+from pdes.file_problem import (
+    FileLayout,
+    describe,
+    eval_grid,
+    file_cache_files,
+    load_file_splits,
+)
 from pdes.normalize import GaussianNormalizer
 
 if TYPE_CHECKING:
@@ -132,8 +138,10 @@ class Problem:
         n_jobs: int,
         progress: bool,
         normalizer_from: dict[str, Any] | None = None,
+        layout: FileLayout | None = None,
     ) -> None:
         self._name = name
+        self._layout = layout  # what the files hold (file problems only)
         self._spec = spec
         self._params = params
         self._resolution = resolution
@@ -165,6 +173,65 @@ class Problem:
         return self._spec is None
 
     @property
+    def _file(self) -> FileLayout:
+        assert self._layout is not None, "a file problem is built by get_problem('file', ...)"
+        return self._layout
+
+    @property
+    def _fine_selected(self) -> bool:
+        """A file problem whose test split is its finer test file (``resolution=`` chose it)."""
+        fine = None if self._spec is not None else self._file.fine
+        return (
+            fine is not None
+            and self._resolution == fine.grid[0]
+            and self._resolution != self._file.grid[0]
+        )
+
+    @property
+    def fine_resolution(self) -> int | None:
+        """File problems: the first-axis size of the finer (super-resolution) test file, or
+        ``None`` without one. Generated problems: ``None`` (any finer resolution works)."""
+        if self._spec is not None or self._file.fine is None:
+            return None
+        return self._file.fine.grid[0]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Scalar entries of a data file (e.g. ``{"visc": 0.01}``); empty if none."""
+        if self._spec is not None:
+            return {}
+        return dict(self._file.main.scalars)
+
+    def fine_test_problem(self, resolution: int | None = None) -> Problem | None:
+        """A file problem's super-resolution view: its test split is the finer test file.
+
+        Train and val stay on the training grid and the normalisers are this problem's, so a
+        model trained here is scored on the finer grid exactly as on the training one.
+
+        Parameters
+        ----------
+        resolution : int, optional
+            The grid asked for (``eval_resolution``): the finer test file's first-axis size,
+            or the training one (then the test split is the usual one). ``None``: the finer
+            test file if there is one, else ``None``.
+
+        Raises
+        ------
+        TransferTuneError
+            For a generated problem, or a resolution that no test file of this problem has.
+        """
+        if self._spec is not None:
+            raise TransferTuneError(
+                f"{self._name} is generated at any resolution: use "
+                "with_overrides(resolution=...) for a finer test set."
+            )
+        fine = self._file.fine
+        if resolution is None and fine is None:
+            return None
+        resolution = fine.grid[0] if resolution is None and fine else resolution
+        return self.with_overrides(resolution=eval_grid(self._file, resolution))
+
+    @property
     def dim(self) -> int:
         if self._spec is not None:
             return self._spec.dim
@@ -172,25 +239,32 @@ class Problem:
 
     @property
     def resolution(self) -> int:
-        if self._resolution is not None:
+        if self._spec is not None and self._resolution is not None:
             return self._resolution
         return self.grid_shape[0]
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
+        """Points per axis; for a file problem the training grid, or the finer test file's
+        grid when ``resolution=`` selected it (then only the test split is on it)."""
         if self._spec is not None:
             return (self.resolution,) * self._spec.dim
-        return tuple(self._load("train")[0].shape[2:])
+        fine = self._file.fine
+        return tuple(fine.grid if self._fine_selected and fine else self._file.grid)
 
     @property
     def in_channels(self) -> int:
-        if self._spec is not None and self._spec.in_channels is not None:
+        if self._spec is None:
+            return int(self._file.main.x_shape[0])
+        if self._spec.in_channels is not None:
             return int(self._spec.in_channels)
         return int(self._load("train")[0].shape[1])
 
     @property
     def out_channels(self) -> int:
-        if self._spec is not None and self._spec.out_channels is not None:
+        if self._spec is None:
+            return int(self._file.main.y_shape[0])
+        if self._spec.out_channels is not None:
             return int(self._spec.out_channels)
         return int(self._load("train")[1].shape[1])
 
@@ -204,6 +278,8 @@ class Problem:
 
     @property
     def n_test(self) -> int:
+        if self._spec is None and self._fine_selected and self._file.fine is not None:
+            return self._file.fine.n_samples
         return self._n["test"]
 
     @property
@@ -236,18 +312,20 @@ class Problem:
         statistics) when that is not this problem's own train split.
         """
         cfg: dict[str, Any] = {"name": self._name}
-        if self._spec is not None:
+        if self._spec is not None or self._resolution is not None:
             cfg["resolution"] = self._resolution
         cfg.update(
-            n_train=self.n_train,
-            n_val=self.n_val,
-            n_test=self.n_test,
+            n_train=self._n["train"],
+            n_val=self._n["val"],
+            n_test=self._n["test"],
             seed=self._seed,
             cache_dir=self._cache_dir_arg,
             n_jobs=self._n_jobs,
             progress=self._progress,
         )
         cfg.update(self.params)
+        if self.metadata:
+            cfg["metadata"] = self.metadata
         if self._normalizer_from is not None:
             cfg["normalizer_from"] = json.loads(json.dumps(self._normalizer_from))
         return cfg
@@ -324,7 +402,10 @@ class Problem:
     def cache_files(self) -> dict[str, Path]:
         """Cache file of every non-empty split (generated problems; files: the data file)."""
         if self._spec is None:
-            return file_cache_files(self._params, self._n)
+            files = file_cache_files(self._file)
+            if self._fine_selected:
+                files["test"] = files["test_fine"]
+            return files
         return {
             s: cache_path(self._cache_config(s), self._cache_dir) for s in SPLITS if self._n[s] > 0
         }
@@ -369,7 +450,11 @@ class Problem:
         return x, y
 
     def _load_file(self) -> None:
-        for split, (x, y) in load_file_splits(self._params, self._n).items():
+        splits = load_file_splits(self._params, self._file)
+        if self._fine_selected:
+            splits["test"] = splits["test_fine"]
+        for split in SPLITS:
+            x, y = splits[split]
             self._raw[split] = (torch.from_numpy(x), torch.from_numpy(y))
 
     def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -446,15 +531,15 @@ class Problem:
             )
             lines.append(f"  params: {params or '(none)'}")
         else:
-            opts = ", ".join(
-                f"{k}={v}" for k, v in self._params.items() if k != "path" and v is not None
+            lines.extend(describe(self._params, self._file, self._seed))
+            if self._fine_selected:
+                lines.append(f"  this view tests on the fine test file ({self.n_test} samples)")
+        if self._spec is not None:
+            lines.append(
+                f"  splits (seed {self._seed}): train {self.n_train}, val {self.n_val}, "
+                f"test {self.n_test}"
             )
-            lines.append(f"file {self._params['path']}" + (f" ({opts})" if opts else ""))
-        lines.append(
-            f"  splits (seed {self._seed}): train {self.n_train}, val {self.n_val}, "
-            f"test {self.n_test}"
-        )
-        if "train" in self._raw:
+        if "train" in self._raw and self._spec is not None:
             x, y = self._raw["train"]
             lines.append(
                 f"  x (N, {x.shape[1]}, {', '.join(map(str, x.shape[2:]))}) -> "

@@ -23,7 +23,7 @@ import numpy as np
 from pdes.cache import canonical_json
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
-from pdes.file_problem import file_params
+from pdes.file_problem import check_sizes, eval_grid, file_params, inspect_files
 from pdes.problem import SPLITS, Normalizers, Problem
 
 __all__ = [
@@ -335,15 +335,35 @@ def _normalizer_from(overrides: dict[str, Any], key: str) -> dict[str, Any] | No
 
 
 def _file_problem(overrides: dict[str, Any]) -> Problem:
+    """A file problem: options checked and every file's header read here, before training."""
     nf = _normalizer_from(overrides, "file")
-    if "resolution" in overrides:
-        raise TransferTuneError(
-            "a 'file' problem takes its grid from the file; choose it with subsample=<stride> "
-            "instead of resolution=."
-        )
+    resolution = overrides.pop("resolution", None)
+    metadata = overrides.pop("metadata", None)
+    given = check_sizes({k: overrides.pop(k, None) for k in ("n_train", "n_val", "n_test")})
     common = _common_options(overrides)
-    params = file_params(overrides, _COMMON[1:])
-    return Problem("file", spec=None, params=params, resolution=None, normalizer_from=nf, **common)
+    params = file_params(overrides, (*_COMMON[1:], "metadata"))
+    layout = inspect_files(params, given)
+    common.update({f"n_{split}": n for split, n in layout.sizes.items()})
+    if resolution is not None:
+        resolution = eval_grid(layout, resolution, "resolution")
+        resolution = None if resolution == layout.grid[0] else int(resolution)
+    if metadata is not None and json.loads(canonical_json({"m": metadata}))["m"] != (
+        layout.main.scalars
+    ):
+        raise TransferTuneError(
+            f"{layout.main.path} now holds the metadata {layout.main.scalars}, not the "
+            f"{metadata} recorded with this problem: the file changed since; restore it or "
+            "start a new study."
+        )
+    return Problem(
+        "file",
+        spec=None,
+        params=params,
+        resolution=resolution,
+        normalizer_from=nf,
+        layout=layout,
+        **common,
+    )
 
 
 def get_problem(name: str, **overrides: Any) -> Problem:
@@ -362,9 +382,16 @@ def get_problem(name: str, **overrides: Any) -> Problem:
         config whose train split gives the normaliser statistics; set by
         :meth:`Problem.with_overrides`).
         Any solver parameter (its module's ``DEFAULTS``). For ``"file"``: ``path``
-        (required), ``test_path`` (a separate test file), ``x_key``, ``y_key``, ``format``,
-        ``dim``, ``subsample``, ``x_time``, ``y_time`` (see :func:`pdes.loaders.load_pairs`);
-        its samples are split in order: train first, then val, then test.
+        (required), ``test_path`` (a test file on the training grid, or a finer one),
+        ``fine_test_path`` (a test file on a finer grid: the super-resolution test set),
+        ``x_key``, ``y_key``, ``format``, ``dim``, ``subsample``, ``x_time``, ``y_time``
+        (an int step, ``"first"``, ``"last"`` or ``"channels"``; see
+        :func:`pdes.loaders.load_pairs`), ``label`` (a name shown in the summary). Its
+        samples are split in order: train first, then val, then test; sizes not given are
+        fractions of the file (train 80 %, val 10 %, test 10 %; with a training-grid test
+        file train 90 %, val 10 % and the whole test file), see :mod:`pdes.file_problem`.
+        ``resolution`` only selects the finer test file (its first-axis size) as the test
+        split. The files are inspected here, so bad keys, shapes or sizes fail at once.
 
     Returns
     -------

@@ -199,14 +199,18 @@ def test_npz_channels_and_inference(tmp_path: Path) -> None:
     x, y = load_pairs(one_d)  # a singleton axis 1 is a channel axis: 1-D data
     assert x.shape == (3, 1, 32)
     np.testing.assert_array_equal(y, f32(b))
-    # A time axis in an npz array is selected only when asked for.
+    # An extra axis on y only (x has none) is a time axis: the last step by default,
+    # every step as channels on request, any step by index.
     traj = tmp_path / "traj.npz"
     u = rand(3, 4, 16)
     np.savez(traj, a=u[:, 0], u=u)
-    x, y = load_pairs(traj, y_time=-1)
-    np.testing.assert_array_equal(y[:, 0], f32(u[:, -1]))
     x, y = load_pairs(traj)
-    assert y.shape == (3, 4, 16)  # kept as 4 channels
+    assert y.shape == (3, 1, 16)
+    np.testing.assert_array_equal(y[:, 0], f32(u[:, -1]))
+    _, y = load_pairs(traj, y_time="channels")
+    np.testing.assert_array_equal(y, f32(u))
+    _, y = load_pairs(traj, y_time=1)
+    np.testing.assert_array_equal(y[:, 0], f32(u[:, 1]))
     # The format can be forced for an unusual extension.
     odd = tmp_path / "data.bin"
     odd.write_bytes(one_d.read_bytes())

@@ -51,14 +51,28 @@ def _cmd_data(args: argparse.Namespace) -> int:
             ("seed", args.seed),
             ("cache_dir", args.cache_dir),
             ("path", args.path),
+            ("test_path", args.test_path),
+            ("fine_test_path", args.fine_test_path),
+            ("x_key", args.x_key),
+            ("y_key", args.y_key),
+            ("format", args.format),
+            ("dim", args.dim),
+            ("subsample", args.subsample),
+            ("x_time", args.x_time),
+            ("y_time", args.y_time),
         )
         if value is not None
     }
+    if "subsample" in overrides and len(overrides["subsample"]) == 1:
+        overrides["subsample"] = overrides["subsample"][0]
     problem = get_problem(args.name, progress=True, **overrides)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWriteWarning)
         for split in ("train", "val", "test"):
             problem.dataset(split)
+        fine = problem.fine_test_problem() if problem.is_file else None
+        if fine is not None:  # read the super-resolution test file too: a bad one fails here
+            fine.dataset("test")
     for warning in caught:
         if issubclass(warning.category, CacheWriteWarning):  # caching is this command's job
             raise TransferTuneError(str(warning.message).split(";")[0] + "; nothing was cached")
@@ -263,13 +277,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("data", _cmd_data, "generate (or load) a PDE dataset and print where it is")
     p.add_argument("name", help="burgers, darcy, navier_stokes, or file (with --path)")
-    p.add_argument("--n-train", type=int)
-    p.add_argument("--n-val", type=int)
-    p.add_argument("--n-test", type=int)
+    p.add_argument("--n-train", type=int, help="default: 80 %% of a file (90 %% with --test-path)")
+    p.add_argument("--n-val", type=int, help="default: 10 %% of a file")
+    p.add_argument("--n-test", type=int, help="default: 10 %% of a file, or all of --test-path")
     p.add_argument("--resolution", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--cache-dir")
-    p.add_argument("--path", help="a data file (for NAME = file)")
+    p.add_argument("--path", help="a data file (.mat, .h5/.hdf5, .pt, .npz) for NAME = file")
+    p.add_argument(
+        "--test-path", help="a test file: on the training grid, or finer (super-resolution)"
+    )
+    p.add_argument("--fine-test-path", help="a test file on a finer grid (super-resolution)")
+    p.add_argument("--x-key", help="name of the input array in the file")
+    p.add_argument("--y-key", help="name of the output array in the file")
+    p.add_argument("--format", help="mat, hdf5, pt or npz (default: from the extension)")
+    p.add_argument("--dim", type=int, help="spatial dimension (default: from the array ranks)")
+    p.add_argument(
+        "--subsample", type=int, nargs="+", metavar="S", help="stride (one, or one per axis)"
+    )
+    p.add_argument("--x-time", help="input time step: an int, first (default), last or channels")
+    p.add_argument("--y-time", help="output time step: an int, last (default), first or channels")
 
     p = add("tune", _cmd_tune, "tune the proxy FNO of a study spec (resumable)")
     p.add_argument("spec", help="a study spec TOML, e.g. studies/burgers.toml")

@@ -3,7 +3,7 @@
 A spec has these tables (all optional except ``[problem]``)::
 
     [problem]        # name + any pdes.get_problem override (resolution, n_train, nu, ...)
-    name = "burgers"
+    name = "burgers" # or "file" with path = "data/train.pt" (relative to the spec's folder)
     [model]          # width, n_layers, proxy_modes, target_modes;
                      # projection_width, grid_features (landscape sweeps only)
     [tune]           # n_trials, epochs, sampler, pruner, seed, n_jobs, study_name, storage
@@ -20,6 +20,7 @@ landscape`` (:meth:`StudySpec.sweep_kwargs`) read a spec through :func:`parse_sp
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,4 +224,26 @@ def load_spec(path: str | Path) -> StudySpec:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TransferTuneError(f"{path} is not valid TOML: {exc}") from exc
-    return parse_spec(data, path)
+    return parse_spec(resolve_paths(data, path.parent), path)
+
+
+#: ``[problem]`` keys that name data files: relative ones are relative to the spec's folder.
+PATH_KEYS = ("path", "test_path", "fine_test_path")
+
+
+def resolve_paths(data: Any, folder: str | Path) -> Any:
+    """``data`` with the relative ``[problem]`` file paths (:data:`PATH_KEYS`) made absolute
+    against ``folder`` (the spec file's folder), so a spec runs the same from any directory.
+
+    ``~`` is expanded; absolute paths and anything that is not a string are left alone.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("problem"), dict):
+        return data
+    problem = dict(data["problem"])
+    for key in PATH_KEYS:
+        value = problem.get(key)
+        if isinstance(value, str) and value:
+            p = Path(value).expanduser()
+            full = p if p.is_absolute() else (Path(folder) / p).absolute()
+            problem[key] = os.path.normpath(full)
+    return {**data, "problem": problem}
