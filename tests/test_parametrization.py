@@ -116,3 +116,106 @@ def test_bad_arguments_raise_our_error():
         mup.param_groups(model, 1e-3)
     with pytest.raises(TransferTuneError, match="param_roles"):
         mup.param_groups(nn.Linear(2, 2), 1e-3)
+
+
+class Kernel(nn.Module):
+    """A user's spectral layer: a complex weight per kept mode, owned by a module that says
+    its channels (in_channels / out_channels), so the default init std is known."""
+
+    def __init__(self, channels, n_modes):
+        super().__init__()
+        self.in_channels = self.out_channels = channels
+        self.kernel = nn.Parameter(torch.zeros(n_modes, channels, channels, dtype=torch.cfloat))
+
+
+class MyOperator(nn.Module):
+    """Not an FNO of ours: a lifting, two spectral kernels, a mixer and a head."""
+
+    def __init__(self, modes=16, channels=8):
+        super().__init__()
+        self.up = nn.Linear(1, channels)
+        self.blocks = nn.ModuleList(Kernel(channels, modes) for _ in range(2))
+        self.mix = nn.Linear(channels, channels)
+        self.head = nn.Linear(channels, 1, bias=False)
+
+
+def test_custom_module_with_named_spectral_weights():
+    torch.manual_seed(0)
+    model = MyOperator()
+    by_predicate = lambda name: name.endswith(".kernel")  # noqa: E731
+    by_mapping = {
+        "blocks.0.kernel": "spectral",
+        "blocks.1.kernel": "spectral",
+        "up.weight": "lifting",
+    }
+    mup = get_parametrization("mup", base_modes=4)
+    lr, k = 1e-3, 16
+    expected = math.sqrt(math.log(4) / math.log(k))
+    for roles in (by_predicate, by_mapping):
+        spec = mup.roles(model, roles, modes=k, dim=1)
+        assert [n for n, r in spec.roles.items() if r == "spectral"] == [
+            "blocks.0.kernel",
+            "blocks.1.kernel",
+        ]
+        assert spec.roles["mix.bias"] == "bias" and spec.roles["head.weight"] in (
+            "pointwise",
+            "lifting",
+        )
+        groups = {g["role"]: g for g in mup.param_groups(model, lr, roles=roles, modes=k, dim=1)}
+        assert abs(groups["spectral"]["lr"] - lr * expected) <= 1e-12 * lr
+        assert all(g["lr"] == lr for r, g in groups.items() if r != "spectral")
+    # the spectral weights are drawn at the µP std, every other parameter keeps its own init
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mup.initialize(model, torch.Generator().manual_seed(0), roles=by_predicate, modes=k, dim=1)
+    std = math.sqrt(2 / 16) * expected
+    rows = {r.name: r for r in mup.table(model, by_predicate, modes=k, dim=1)}
+    assert (
+        abs(rows["blocks.0.kernel"].init_std - std) < 1e-12 and rows["up.weight"].init_std is None
+    )
+    for name, p in model.named_parameters():
+        if name.startswith("blocks"):
+            assert not torch.equal(p, before[name])
+        else:
+            assert torch.equal(p, before[name]), name
+    # the same seed under SP gives the same draw, scaled by c(K) / c(K_base) exactly
+    twin = MyOperator()
+    get_parametrization("sp", base_modes=4).initialize(
+        twin, torch.Generator().manual_seed(0), roles=by_predicate, modes=k, dim=1
+    )
+    assert torch.allclose(model.blocks[0].kernel, twin.blocks[0].kernel * expected, rtol=1e-6)
+
+
+def test_a_module_may_declare_its_own_roles():
+    class Declared(MyOperator):
+        modes, dim = 16, 1
+
+        def param_roles(self):
+            return {"blocks.0.kernel": "spectral", "blocks.1.kernel": "spectral"}
+
+    groups = get_parametrization("mup", base_modes=4).param_groups(Declared(), 1e-3)
+    assert {g["role"] for g in groups} == {"spectral", "pointwise", "bias"}
+
+
+def test_custom_module_mistakes_are_clear():
+    model, mup = MyOperator(), get_parametrization("mup", base_modes=4)
+    with pytest.raises(TransferTuneError, match="param_roles"):
+        mup.param_groups(model, 1e-3)
+    with pytest.raises(TransferTuneError, match="modes=K"):
+        mup.param_groups(model, 1e-3, roles=lambda n: "kernel" in n)
+    with pytest.raises(TransferTuneError, match="no parameter .* is named spectral"):
+        mup.param_groups(model, 1e-3, roles=lambda n: False, modes=16, dim=1)
+    with pytest.raises(TransferTuneError, match="does not have"):
+        mup.param_groups(model, 1e-3, roles={"blocks.9.kernel": "spectral"}, modes=16, dim=1)
+    with pytest.raises(TransferTuneError, match="unknown role"):
+        mup.param_groups(model, 1e-3, roles={"blocks.0.kernel": "fourier"}, modes=16, dim=1)
+    with pytest.raises(TransferTuneError, match="ln K|>= 2"):
+        mup.param_groups(model, 1e-3, roles=lambda n: "kernel" in n, modes=1, dim=1)
+    # a spectral weight whose module does not say its channels needs spectral_std
+    bare = nn.Module()
+    bare.w = nn.Parameter(torch.zeros(4, 2, 2, dtype=torch.cfloat))
+    with pytest.raises(TransferTuneError, match="spectral_std"):
+        mup.initialize(bare, roles={"w": "spectral"}, modes=4, dim=1)
+    get_parametrization("mup", base_modes=4, spectral_std=0.5).initialize(
+        bare, roles={"w": "spectral"}, modes=4, dim=1
+    )
+    assert bare.w.abs().max() > 0

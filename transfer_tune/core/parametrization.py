@@ -14,18 +14,31 @@ Under SP every multiplier is 1. At ``K = K_base`` the two are the same model bit
 the learning rate tuned on a proxy with ``K = K_base`` is the rate the proxy trained with.
 Batch size and Adam betas transfer unchanged.
 
+Weight decay. Adam's ``weight_decay`` is an L2 penalty added to the gradient: it is part of
+the loss, so every group keeps the tuned value. With *decoupled* weight decay (AdamW: each
+step multiplies a tensor by ``1 - lr_g * wd_g``) the decay per step is ``lr_g * wd_g``, and µP
+scales ``lr_g``; the rule here (as mup's ``MuAdamW``) is ``wd_g = wd / lr_multiplier_g``, so
+``lr_g * wd_g = eta * wd`` for every group and every K: the tuned ``wd`` shrinks every tensor
+of the target by the same fraction per step as it did on the proxy (and at ``K = K_base`` the
+proxy trains with exactly the tuned ``wd``). Only the update, not the decay, follows µP.
+
 The table is plain data (:meth:`Parametrization.table`); the model initialiser, the
-optimizer's parameter groups, the transfer plan and the documentation all read it.
+optimizer's parameter groups, the transfer plan and the documentation all read it. Which
+parameter is a spectral weight is read by name (:func:`transfer_tune.core.adapters.model_roles`):
+transfer-tune's FNO and neuraloperator's ``FNO`` are known; for any other module name the
+spectral weights (``roles=``) and give ``modes=K`` and ``dim=d``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from transfer_tune.core.adapters import ModelRoles, model_roles
 from transfer_tune.core.model import ROLES
 from transfer_tune.errors import TransferTuneError
 
@@ -56,7 +69,7 @@ class TableRow:
     name: str
     role: str
     shape: tuple[int, ...]
-    init_std: float
+    init_std: float | None  # None: the model's own initialisation is kept
     lr_multiplier: float
 
 
@@ -72,7 +85,12 @@ class Parametrization:
         K_base, the number of modes at which µP and SP coincide (the proxy's K).
     spectral_std : float or None
         sigma_R, the base init std of the complex spectral weights (real and imaginary parts
-        each get ``sigma / sqrt(2)``). ``None`` means ``sqrt(2 / (m_in + m_out))``.
+        each get ``sigma / sqrt(2)``). ``None`` means ``sqrt(2 / (m_in + m_out))``, which is
+        also neuraloperator's SpectralConv default (its SP: independent of K).
+
+    Every method that takes a model also takes ``roles``, ``modes`` and ``dim``: ``None`` for
+    transfer-tune's FNO and neuraloperator's ``FNO`` (read by name), otherwise the spectral
+    weights of your module named as :func:`transfer_tune.core.adapters.model_roles` says.
     """
 
     kind: str
@@ -120,61 +138,91 @@ class Parametrization:
         }
 
     # -- applying it to a model -------------------------------------------------------------
-    def _roles(self, model: nn.Module) -> dict[str, str]:
-        if not hasattr(model, "param_roles"):
-            raise TransferTuneError(
-                f"{type(model).__name__} does not declare parameter roles (param_roles()); "
-                "use transfer_tune.core.model.FNO"
-            )
-        roles = model.param_roles()
-        names = [name for name, _ in model.named_parameters()]
-        missing = [n for n in names if n not in roles]
-        if missing:
-            raise TransferTuneError(f"parameters without a role: {missing}")
-        return roles
+    def base_std(
+        self, role: str, param: torch.Tensor, fans: tuple[int, int] | None = None
+    ) -> float:
+        """Base (SP) init std of a parameter of ``role``; biases start at zero.
 
-    def base_std(self, role: str, param: torch.Tensor) -> float:
-        """Base (SP) init std of a parameter of ``role``; biases start at zero."""
+        A spectral weight gets ``spectral_std``, else ``sqrt(2 / (m_in + m_out))`` with
+        ``fans = (m_in, m_out)`` of its layer; the other roles are those of transfer-tune's
+        FNO, whose pointwise weights are stored ``(out, in)`` (std ``1 / sqrt(in)``).
+        """
         if role == "bias":
             return 0.0
         if role == "spectral":
             if self.spectral_std is not None:
                 return self.spectral_std
-            fan_in, fan_out = param.shape[-2], param.shape[-1]
-            return math.sqrt(2.0 / (fan_in + fan_out))
-        return 1.0 / math.sqrt(param.shape[-1])  # pointwise weights are (out, in)
+            if fans is None:
+                raise TransferTuneError(
+                    "cannot tell the channels of a spectral weight (its module has no "
+                    "in_channels / out_channels): give get_parametrization(..., spectral_std=...)"
+                )
+            return math.sqrt(2.0 / (fans[0] + fans[1]))
+        return 1.0 / math.sqrt(param.shape[-1])
 
-    def table(self, model: nn.Module) -> list[TableRow]:
-        """Per-parameter init std and learning-rate multiplier for ``model``."""
-        roles = self._roles(model)
-        scales = self.role_scales(model.modes, model.dim)
+    def roles(
+        self,
+        model: nn.Module,
+        roles: ModelRoles | dict | Callable[[str], bool] | None = None,
+        *,
+        modes: int | None = None,
+        dim: int | None = None,
+    ) -> ModelRoles:
+        """The role of every parameter of ``model``, its K and d (see ``model_roles``)."""
+        return model_roles(model, roles, modes=modes, dim=dim)
+
+    def table(self, model: nn.Module, roles=None, *, modes=None, dim=None) -> list[TableRow]:
+        """Per-parameter init std and learning-rate multiplier for ``model``.
+
+        ``init_std`` is ``None`` for a parameter whose own initialisation is kept (every
+        unscaled parameter of a model other than transfer-tune's FNO).
+        """
+        spec = self.roles(model, roles, modes=modes, dim=dim)
+        scales = self.role_scales(spec.modes, spec.dim)
         rows = []
         for name, param in model.named_parameters():
-            role = roles[name]
+            role = spec.roles[name]
             scale = scales[role]
+            if spec.draw_all or role in SCALED_ROLES:
+                std = self.base_std(role, param, spec.fans.get(name)) * scale.init
+            else:
+                std = None
             rows.append(
                 TableRow(
                     name=name,
                     role=role,
                     shape=tuple(param.shape),
-                    init_std=self.base_std(role, param) * scale.init,
+                    init_std=std,
                     lr_multiplier=scale.lr,
                 )
             )
         return rows
 
     @torch.no_grad()
-    def initialize(self, model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-        """Draw every parameter of ``model`` from N(0, init_std^2) of the table (in place).
+    def initialize(
+        self,
+        model: nn.Module,
+        generator: torch.Generator | None = None,
+        *,
+        roles=None,
+        modes: int | None = None,
+        dim: int | None = None,
+    ) -> nn.Module:
+        """Draw the parameters of ``model`` from N(0, init_std^2) of the table (in place).
 
+        transfer-tune's FNO: every parameter is drawn. Any other model (neuraloperator's FNO,
+        your module): the spectral weights are drawn at ``sigma_R * c(K) / c(K_base)`` and
+        every other parameter keeps the model's own initialisation (its multiplier is 1).
         Complex parameters get ``init_std / sqrt(2)`` on their real and imaginary parts, so
         ``E|z|^2 = init_std^2``. Parameters are drawn in ``named_parameters`` order from one
         generator, so the same seed gives the same model, and µP at ``K = K_base`` gives
         exactly the SP model.
         """
         params = dict(model.named_parameters())
-        for row in self.table(model):
+        for row in self.table(model, roles, modes=modes, dim=dim):
             param = params[row.name]
+            if row.init_std is None:
+                continue
             if row.init_std == 0.0:
                 param.zero_()
                 continue
@@ -187,33 +235,53 @@ class Parametrization:
                 param.copy_(noise * row.init_std)
         return model
 
+    @staticmethod
+    def group_weight_decay(weight_decay: float, lr_multiplier: float, decoupled: bool) -> float:
+        """A group's weight decay: ``wd`` (L2, Adam) or ``wd / lr_multiplier`` (decoupled).
+
+        With decoupled decay (AdamW) the decay per step is ``lr_g * wd_g = eta * wd``, the same
+        for every group and every K (see the module docstring).
+        """
+        return weight_decay / lr_multiplier if decoupled else weight_decay
+
     def param_groups(
         self,
         model: nn.Module,
         lr: float,
         betas: tuple[float, float] | None = None,
         weight_decay: float = 0.0,
+        *,
+        decoupled_weight_decay: bool = False,
+        roles=None,
+        modes: int | None = None,
+        dim: int | None = None,
     ) -> list[dict]:
-        """Adam parameter groups, one per role, each with its own learning rate.
+        """Adam / AdamW parameter groups, one per role, each with its own learning rate.
 
         Every group carries ``lr_multiplier`` and ``role``; schedules must scale each group's
         own rate (``torch.optim.lr_scheduler.LambdaLR`` does), never set one absolute rate.
+        ``decoupled_weight_decay=True`` (for ``torch.optim.AdamW``) gives each group
+        ``weight_decay / lr_multiplier`` (:meth:`group_weight_decay`); otherwise every group
+        has ``weight_decay`` (Adam's L2 penalty).
         """
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise TransferTuneError(f"learning rate must be a finite number > 0, got {lr!r}")
-        roles = self._roles(model)
-        scales = self.role_scales(model.modes, model.dim)
+        spec = self.roles(model, roles, modes=modes, dim=dim)
+        scales = self.role_scales(spec.modes, spec.dim)
         by_role: dict[str, list[nn.Parameter]] = {}
         for name, param in model.named_parameters():
-            by_role.setdefault(roles[name], []).append(param)
+            by_role.setdefault(spec.roles[name], []).append(param)
         groups = []
         for role, params in by_role.items():
+            multiplier = scales[role].lr
             group = {
                 "params": params,
-                "lr": lr * scales[role].lr,
-                "lr_multiplier": scales[role].lr,
+                "lr": lr * multiplier,
+                "lr_multiplier": multiplier,
                 "role": role,
-                "weight_decay": weight_decay,
+                "weight_decay": self.group_weight_decay(
+                    weight_decay, multiplier, decoupled_weight_decay
+                ),
             }
             if betas is not None:
                 group["betas"] = tuple(betas)

@@ -1,4 +1,4 @@
-"""Training loop: relative L2 loss, Adam with per-role rates, clipping, schedules, callbacks.
+"""Training loop: relative L2 loss, Adam/AdamW with per-role rates, clipping, schedules, callbacks.
 
 The whole dataset stays as tensors on the device and batches are drawn by index: there is no
 per-sample Python in the loop.
@@ -21,11 +21,14 @@ from tqdm.auto import tqdm
 from pdes.checks import as_float, as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
+from transfer_tune.core.adapters import model_roles, tensor_state
 from transfer_tune.core.parametrization import Parametrization, get_parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
 
 SCHEDULES = ("cosine", "step", "none")
 CLIPS = ("norm", "value")
+#: ``HParams.optimizer`` -> (torch optimizer, whether its weight decay is decoupled).
+OPTIMIZERS = {"adam": (torch.optim.Adam, False), "adamw": (torch.optim.AdamW, True)}
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -75,7 +78,10 @@ class HParams:
     beta1, beta2 : float
         Adam betas.
     weight_decay : float
-        L2 penalty of Adam.
+        Adam: L2 penalty added to the gradient, the same in every group. AdamW: decoupled decay;
+        each µP group gets ``weight_decay / lr_multiplier`` so the decay per step
+        ``lr_g * wd_g = lr * weight_decay`` is the same for every group and every K (the rule
+        is :meth:`Parametrization.group_weight_decay`).
     clip : {None, "norm", "value"}
         Gradient clipping: by global norm, or element-wise by value (µTransfer-FNO's analysis
         assumes element-wise clipping, reported at 0.01).
@@ -87,6 +93,8 @@ class HParams:
         Epochs between decays of the ``"step"`` schedule.
     gamma : float
         Decay factor of the ``"step"`` schedule.
+    optimizer : {"adam", "adamw"}
+        ``torch.optim.Adam`` (L2 weight decay) or ``torch.optim.AdamW`` (decoupled).
     """
 
     lr: float = 1e-3
@@ -99,6 +107,7 @@ class HParams:
     schedule: str = "cosine"
     step_size: int = 50
     gamma: float = 0.5
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -159,6 +168,12 @@ def _schedule(value: Any, name: str) -> str:
     return value
 
 
+def _optimizer(value: Any, name: str) -> str:
+    if value not in OPTIMIZERS:
+        raise TransferTuneError(f"{name} must be one of {', '.join(OPTIMIZERS)}, got {value!r}")
+    return value
+
+
 #: The one home of the hyperparameter rules: name -> ``check(value, name)``, which returns the
 #: value in its canonical type or raises :class:`TransferTuneError`. :class:`HParams`, the
 #: search space and the landscape sweeps all call it (see :func:`check_hparam`).
@@ -173,6 +188,7 @@ HPARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "schedule": _schedule,
     "step_size": lambda v, name: as_int(v, name),
     "gamma": _gamma,
+    "optimizer": _optimizer,
 }
 
 
@@ -265,6 +281,33 @@ class TrainResult:
 Callback = Callable[[EpochRecord], "bool | None"]
 
 
+def make_optimizer(
+    model: nn.Module,
+    hparams: HParams,
+    parametrization: Parametrization | None = None,
+    roles: Any = None,
+) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` or ``AdamW`` (``hparams.optimizer``) over the µP groups of ``model``.
+
+    ``parametrization`` defaults to SP at the model's own K; ``roles`` names the spectral
+    weights of a model other than the two FNOs (see ``transfer_tune.core.adapters``).
+    """
+    spec = model_roles(model, roles)
+    if parametrization is None:
+        parametrization = get_parametrization("sp", base_modes=spec.modes)
+    optimizer, decoupled = OPTIMIZERS[hparams.optimizer]
+    return optimizer(
+        parametrization.param_groups(
+            model,
+            hparams.lr,
+            betas=hparams.betas,
+            weight_decay=hparams.weight_decay,
+            decoupled_weight_decay=decoupled,
+            roles=spec,
+        )
+    )
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
     """Mean relative L2 error of ``model`` on ``(x, y)``, evaluated in batches."""
@@ -323,13 +366,15 @@ def fit(
     description: str = "train",
     divergence_threshold: float = 1e3,
     checkpoint: str | Path | None = None,
+    roles: Any = None,
 ) -> TrainResult:
-    """Train ``model`` with Adam on the relative L2 loss; evaluate on the validation split.
+    """Train ``model`` with Adam or AdamW on the relative L2 loss; evaluate on validation.
 
     Parameters
     ----------
-    model : FNO
-        An initialised model (see :meth:`Parametrization.initialize`).
+    model : nn.Module
+        An initialised model (see :meth:`Parametrization.initialize`): transfer-tune's FNO,
+        neuraloperator's ``FNO``, or any module whose spectral weights ``roles`` names.
     data : TrainData
         Training (and optional validation) tensors; moved to ``device`` once.
     hparams : HParams
@@ -340,7 +385,7 @@ def fit(
         Each is called with an :class:`EpochRecord` after every epoch; returning ``True``
         stops training (exceptions such as ``optuna.TrialPruned`` propagate).
     parametrization : Parametrization, optional
-        Gives the per-role learning rates; SP with ``K_base = model.modes`` by default.
+        Gives the per-role learning rates; SP at the model's own K by default.
     seed : int
         Seeds the order of the batches.
     device : str or torch.device
@@ -354,6 +399,9 @@ def fit(
         Training state (model, optimizer, schedule, batch order, history) written atomically
         after every epoch; when the file exists at the start, training resumes from it and
         ends exactly as an uninterrupted run would.
+    roles : optional
+        The spectral weights of a model other than the two FNOs
+        (:func:`transfer_tune.core.adapters.model_roles`).
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel and every global batch of ``hparams.batch_size`` is split
@@ -378,18 +426,12 @@ def fit(
             f"({data.n_train} samples); use batch_size <= {data.n_train} or more data"
         )
     device = resolve_device(device)
-    if parametrization is None:
-        parametrization = get_parametrization("sp", base_modes=model.modes)
     model.to(device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     has_val = data.x_val is not None
     if has_val:
         x_val, y_val = data.x_val.to(device), data.y_val.to(device)
-    optimizer = torch.optim.Adam(
-        parametrization.param_groups(
-            model, hparams.lr, betas=hparams.betas, weight_decay=hparams.weight_decay
-        )
-    )
+    optimizer = make_optimizer(model, hparams, parametrization, roles)
     n = data.n_train
     steps_per_epoch = math.ceil(n / hparams.batch_size)
     factor = _schedule(hparams, steps_per_epoch, epochs)
@@ -463,7 +505,7 @@ def fit(
             checkpoint_io.save(
                 checkpoint,
                 {
-                    "model": model.state_dict(),
+                    "model": tensor_state(model),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "generator": generator.get_state(),
@@ -485,7 +527,10 @@ def fit(
 
 
 def _fingerprint(hparams: HParams, epochs: int, seed: int, n: int) -> dict:
-    return {"hparams": hparams.to_dict(), "epochs": epochs, "seed": seed, "n_train": n}
+    values = hparams.to_dict()
+    if values["optimizer"] == "adam":  # states saved before AdamW existed still resume
+        del values["optimizer"]
+    return {"hparams": values, "epochs": epochs, "seed": seed, "n_train": n}
 
 
 def _load_state(path: Path, hparams: HParams, epochs: int, seed: int, n: int) -> dict | None:

@@ -1,8 +1,12 @@
-"""The tuned hyperparameters (learning rate, batch size, Adam betas) and their ranges.
+"""The tuned hyperparameters (learning rate, batch size, Adam betas, weight decay) and ranges.
 
 Defaults: ``lr`` log-uniform on [1e-4, 3e-1]; ``batch_size`` categorical {8, 16, 32, 64};
 ``beta1`` uniform on [0.8, 0.99]; ``beta2`` on [0.9, 0.9999], sampled log-uniformly in
-``1 - beta2`` (Optuna sees the parameter ``one_minus_beta2``).
+``1 - beta2`` (Optuna sees the parameter ``one_minus_beta2``). ``weight_decay`` is not
+searched by default (the fixed training setting applies, 0 unless ``train`` says otherwise);
+give it a range to search it, log-uniform by default, e.g.
+``{"weight_decay": {"low": 1e-6, "high": 1e-2}}`` (with ``train={"optimizer": "adamw"}`` for
+decoupled decay), or a number to fix it.
 
 Any entry can be fixed or re-ranged, from Python or from a study TOML's ``[search_space]``::
 
@@ -22,7 +26,7 @@ import optuna
 from transfer_tune.core.train import check_hparam
 from transfer_tune.errors import TransferTuneError
 
-NAMES = ("lr", "batch_size", "beta1", "beta2")
+NAMES = ("lr", "batch_size", "beta1", "beta2", "weight_decay")
 _OPTUNA_NAME = {"beta2": "one_minus_beta2"}
 
 
@@ -42,6 +46,11 @@ class Dimension:
         """Whether the value is fixed (not searched)."""
         return self.value is not None
 
+    @property
+    def unset(self) -> bool:
+        """Neither searched nor fixed: the training settings decide (``weight_decay``'s default)."""
+        return self.value is None and self.choices is None and self.low is None
+
     def to_dict(self) -> dict | list | float | int:
         """The TOML/JSON form accepted by :meth:`SearchSpace.from_dict`."""
         if self.fixed:
@@ -57,6 +66,7 @@ def _default_dimensions() -> dict[str, Dimension]:
         "batch_size": Dimension("batch_size", choices=(8, 16, 32, 64)),
         "beta1": Dimension("beta1", 0.8, 0.99),
         "beta2": Dimension("beta2", 0.9, 0.9999, log=True),
+        "weight_decay": Dimension("weight_decay", log=True),
     }
 
 
@@ -90,18 +100,24 @@ def _parse(name: str, spec: Any, default: Dimension) -> Dimension:
         log = spec.get("log", default.log)
         if not isinstance(log, bool):
             raise TransferTuneError(f"{name}: log must be true or false, got {log!r}")
+        if log and low <= 0:
+            raise TransferTuneError(
+                f"{name}: a log range needs low > 0, got low={low}; use a positive low "
+                "or log = false"
+            )
         return Dimension(name, low, high, log=log)
     return Dimension(name, value=_check_value(name, spec))
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The four tuned hyperparameters; see the module docstring."""
+    """The tuned hyperparameters; see the module docstring."""
 
     lr: Dimension
     batch_size: Dimension
     beta1: Dimension
     beta2: Dimension
+    weight_decay: Dimension = Dimension("weight_decay", log=True)
 
     @classmethod
     def default(cls) -> SearchSpace:
@@ -130,8 +146,10 @@ class SearchSpace:
         return cls(**dims)
 
     def to_dict(self) -> dict:
-        """Plain data; ``SearchSpace.from_dict(space.to_dict()) == space``."""
-        return {name: getattr(self, name).to_dict() for name in NAMES}
+        """Plain data, unset entries left out; ``from_dict(space.to_dict()) == space``."""
+        return {
+            name: getattr(self, name).to_dict() for name in NAMES if not getattr(self, name).unset
+        }
 
     def max_batch_size(self) -> int:
         """The largest batch size the space can produce."""
@@ -139,10 +157,13 @@ class SearchSpace:
         return int(dim.value if dim.fixed else max(dim.choices))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Sample the values of one trial; returns ``{lr, batch_size, beta1, beta2}``."""
+        """Sample the values of one trial: ``{lr, batch_size, beta1, beta2}`` and every other
+        entry that is not unset (``weight_decay`` when searched or fixed)."""
         values: dict[str, Any] = {}
         for name in NAMES:
             dim: Dimension = getattr(self, name)
+            if dim.unset:
+                continue
             if dim.fixed:
                 values[name] = dim.value
             elif dim.choices is not None:
@@ -161,6 +182,8 @@ class SearchSpace:
         values: dict[str, Any] = {}
         for name in NAMES:
             dim: Dimension = getattr(self, name)
+            if dim.unset:
+                continue
             if dim.fixed:
                 values[name] = dim.value
             elif name == "beta2" and dim.choices is None:

@@ -25,9 +25,19 @@ from pdes import load_problem
 from pdes.checks import as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
-from transfer_tune.core.model import FNO, check_modes
+from transfer_tune.core.adapters import tensor_state
+from transfer_tune.core.factory import build_model
+from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, evaluate, fit, relative_l2, resolve_device
+from transfer_tune.core.train import (
+    OPTIMIZERS,
+    HParams,
+    TrainData,
+    evaluate,
+    fit,
+    relative_l2,
+    resolve_device,
+)
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.storage import (
     checkpoint_dir,
@@ -48,6 +58,7 @@ class GroupPlan:
     lr_multiplier: float
     init_multiplier: float
     lr: float
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -107,7 +118,20 @@ def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = N
     base = get_parametrization(**setup.parametrization)
     dim = setup.model["dim"]
     scales = base.role_scales(target_modes, dim)
-    groups = [GroupPlan(role, s.lr, s.init, values["lr"] * s.lr) for role, s in scales.items()]
+    tuned = {k: v for k, v in values.items() if k not in ("lr", "batch_size", "beta1", "beta2")}
+    train = {**setup.train, **tuned}  # e.g. a searched weight_decay
+    hp = HParams(**train)
+    decoupled = OPTIMIZERS[hp.optimizer][1]
+    groups = [
+        GroupPlan(
+            role,
+            s.lr,
+            s.init,
+            values["lr"] * s.lr,
+            base.group_weight_decay(hp.weight_decay, s.lr, decoupled),
+        )
+        for role, s in scales.items()
+    ]
     return TargetPlan(
         proxy_study=study.study_name,
         modes=target_modes,
@@ -120,7 +144,7 @@ def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = N
         epochs=epochs if epochs is not None else setup.epochs,
         model={**setup.model, "modes": target_modes},
         parametrization=base.to_dict(),
-        train=dict(setup.train),
+        train=train,
         groups=groups,
     )
 
@@ -153,7 +177,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 @torch.no_grad()
-def physical_error(model: FNO, problem, x: torch.Tensor, y: torch.Tensor) -> float:
+def physical_error(model: torch.nn.Module, problem, x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean relative L2 test error in physical units (outputs decoded)."""
     model.eval()
     preds = torch.cat([model(x[i : i + 64]) for i in range(0, x.shape[0], 64)])
@@ -161,7 +185,13 @@ def physical_error(model: FNO, problem, x: torch.Tensor, y: torch.Tensor) -> flo
 
 
 def _fine_problem(problem, eval_resolution: int | None):
-    """The problem on the finer test grid: ``eval_resolution``, else 2x when it exists."""
+    """The problem on the finer test grid: ``eval_resolution``, else 2x when it exists.
+
+    A file problem has only its files' grids: its finer test file (``eval_resolution`` must
+    name that grid, or be left out), else nothing.
+    """
+    if getattr(problem, "is_file", False):
+        return problem.fine_test_problem(eval_resolution)
     if eval_resolution is not None:
         return problem.with_overrides(resolution=eval_resolution)
     try:
@@ -220,6 +250,8 @@ def check_target(
     if fine is not None:
         check_modes(target_modes, fine.grid_shape)
     check_data(problem)
+    if fine is not None and getattr(problem, "is_file", False):
+        check_data(fine, ("test",))  # a user's fine test file: read and checked now
 
 
 def _start_target_study(
@@ -333,7 +365,7 @@ def run_target(
     distributed.barrier()
 
     par = get_parametrization(**plan.parametrization)
-    model = FNO(**plan.model)
+    model = build_model(plan.model, seed=seed)
     par.initialize(model, generator=torch.Generator().manual_seed(seed))
     x, y = problem.dataset("train")
     xv, yv = problem.dataset("val")
@@ -402,7 +434,7 @@ def run_target(
         checkpoint_io.save(
             path,
             {
-                "model_state": model.state_dict(),
+                "model_state": tensor_state(model),
                 "model_config": plan.model,
                 "parametrization": plan.parametrization,
                 "plan": plan.to_dict(),
