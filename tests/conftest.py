@@ -20,4 +20,12 @@ def _session_cache(tmp_path_factory):
 
 
 #: A tiny Burgers problem: enough for the workflow to run end to end in seconds.
-TINY_BURGERS = {"resolution": 64, "n_train": 32, "n_val": 8, "n_test": 8}
+#: (A coarse fine grid and a large step: the data only need to exist, not to be exact.)
+TINY_BURGERS = {
+    "resolution": 64,
+    "n_train": 32,
+    "n_val": 8,
+    "n_test": 8,
+    "n_fine": 256,
+    "dt": 0.002,
+}

@@ -1,5 +1,6 @@
 """The command line: demo, spec errors (exit 2, one line), tune/transfer from a spec."""
 
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ TINY_SPEC = """
 [problem]
 name = "burgers"
 resolution = 64
+n_fine = 256
+dt = 0.002
 n_train = 32
 n_val = 8
 n_test = 8
@@ -49,6 +52,10 @@ def test_demo_quick_prints_results_and_dashboard_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "optuna-dashboard sqlite:///" in proc.stdout
     assert "spectral" in proc.stdout and "target K=8" in proc.stdout
+    # both test errors, at the same tuned values and budget, and their ratio
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("test rel-L2 with"))
+    small, big = (float(v) for v in re.findall(r"K=\d+ ([0-9.]+)", line))
+    assert 0 < small < 2 and 0 < big < 2 and f"{small / big:.2f}x lower" in line
     assert (tmp_path / "studies" / "transfer_tune.db").exists()
 
 
@@ -90,6 +97,8 @@ LANDSCAPE_SPEC = """
 [problem]
 name = "burgers"
 resolution = 64
+n_fine = 256
+dt = 0.002
 n_train = 16
 n_val = 8
 n_test = 8

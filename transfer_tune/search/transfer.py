@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 
 from pdes import load_problem
 from pdes.checks import as_int
+from pdes.spectrum import added_energy
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
@@ -39,6 +41,7 @@ from transfer_tune.core.train import (
     resolve_device,
 )
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import (
     checkpoint_dir,
     get_storage,
@@ -48,6 +51,18 @@ from transfer_tune.search.storage import (
 )
 from transfer_tune.search.tune import ProxySetup, best_values
 from transfer_tune.search.workers import WORKER_ATTR, process_gone, worker_tag
+
+#: The target study's objective, as the dashboard names it (``metrics["test_l2"]``: outputs
+#: and targets decoded to physical units before the relative L2).
+METRIC_NAME = "test rel-L2 (physical units)"
+
+
+class TargetEnergyWarning(UserWarning):
+    """The target's K keeps almost no energy of the target that the proxy's K does not."""
+
+
+#: Below this added fraction of the target's energy the target's K has little to learn.
+ADDED_ENERGY_MIN = 1e-3
 
 
 @dataclass
@@ -78,6 +93,13 @@ class TargetPlan:
     parametrization: dict
     train: dict
     groups: list[GroupPlan] = field(default_factory=list)
+    #: Fraction of the target's (non-mean) energy kept by the target's K and not by the
+    #: searched model's (``None`` when it could not be measured).
+    added_energy: float | None = None
+
+    def energy_warning(self) -> str | None:
+        """One line when the target's K adds (almost) nothing the searched model lacks."""
+        return energy_warning(self.added_energy, self.modes)
 
     def hparams(self) -> HParams:
         """Training hyperparameters of the target run (base rate; groups scale it)."""
@@ -107,6 +129,11 @@ class TargetPlan:
             lines.append(
                 f"{g.role:<12} {g.init_multiplier:>10.6f} {g.lr_multiplier:>10.6f} {g.lr:>12.4e}"
             )
+        if self.added_energy is not None:
+            lines.append(
+                f"target energy kept by K = {self.modes} and not by the proxy's K: "
+                f"{self.added_energy:.2e}"
+            )
         return "\n".join(lines)
 
 
@@ -114,7 +141,8 @@ def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = N
     """The target plan from the best trial of a proxy ``study`` and the target's K."""
     setup = ProxySetup.from_study(study)
     values = best_values(study)
-    check_modes(target_modes, load_problem(setup.problem).grid_shape)  # before any plan
+    problem = load_problem(setup.problem)
+    check_modes(target_modes, problem.grid_shape)  # before any plan
     base = get_parametrization(**setup.parametrization)
     dim = setup.model["dim"]
     scales = base.role_scales(target_modes, dim)
@@ -146,7 +174,27 @@ def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = N
         parametrization=base.to_dict(),
         train=train,
         groups=groups,
+        added_energy=added_target_energy(problem, setup.model["modes"], target_modes),
     )
+
+
+def energy_warning(added: float | None, target_modes: int) -> str | None:
+    """One line when ``added`` (see :func:`added_target_energy`) is below ``ADDED_ENERGY_MIN``."""
+    if added is None or added >= ADDED_ENERGY_MIN:
+        return None
+    return (
+        f"warning: K = {target_modes} adds only {added:.1e} of the target's energy beyond the "
+        f"proxy's K (< {ADDED_ENERGY_MIN:g}): the larger model has little more to learn on this "
+        "problem (transfer-tune data NAME --spectrum shows it)"
+    )
+
+
+def added_target_energy(problem: Any, proxy_modes: int, target_modes: int) -> float | None:
+    """:func:`pdes.spectrum.added_energy` on the train split; ``None`` if it cannot be had."""
+    try:
+        return float(added_energy(problem, proxy_modes, target_modes))
+    except (TransferTuneError, ValueError, TypeError, RuntimeError):
+        return None
 
 
 @dataclass
@@ -255,12 +303,24 @@ def check_target(
 
 
 def _start_target_study(
-    store, name: str, plan: TargetPlan, problem_config: dict, take_over: bool = False
+    store,
+    name: str,
+    plan: TargetPlan,
+    problem_config: dict,
+    take_over: bool = False,
+    search_space: dict | None = None,
 ):
-    """Create (or reopen after a crash) the target study and open its one trial (rank 0)."""
+    """Create (or reopen after a crash) the target study and open its one trial (rank 0).
+
+    The trial records what is run: lr, batch_size, beta1, beta2 as Optuna parameters (within
+    the proxy's ``search_space`` ranges) and each group's learning rate as ``lr_<role>``.
+    """
     study = optuna.create_study(
         storage=store, study_name=name, direction="minimize", load_if_exists=True
     )
+    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAME])
     if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise TransferTuneError(
             f"target study {name!r} already holds a finished run; choose another study_name"
@@ -283,11 +343,13 @@ def _start_target_study(
     attrs = {"kind": "target", "proxy_study": plan.proxy_study, "plan": plan.to_dict()}
     for key, value in {**attrs, "problem": problem_config}.items():
         study.set_user_attr(key, value)
-    trial = study.ask()
+    values = {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
+    study.enqueue_trial(values)  # the values ask() gives the trial's parameters
+    trial = study.ask(SearchSpace.from_dict(search_space).distributions_of(values))
     trial.set_user_attr(WORKER_ATTR, worker_tag())
-    trial.set_user_attr(
-        "hparams", {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
-    )
+    trial.set_user_attr("hparams", values)
+    for g in plan.groups:
+        trial.set_user_attr(f"lr_{g.role}", g.lr)
     return study, trial
 
 
@@ -360,7 +422,9 @@ def run_target(
     distributed.init_from_env(resolve_device(device))
     main = distributed.is_main()
     if main:
-        study, trial = _start_target_study(store, name, plan, setup.problem, take_over)
+        study, trial = _start_target_study(
+            store, name, plan, setup.problem, take_over, setup.search_space
+        )
         problem.dataset("train"), problem.dataset("val")  # generate once, then the others read
     distributed.barrier()
 
