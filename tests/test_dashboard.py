@@ -2,14 +2,18 @@
 
 The storage is made by the real workflow (a landscape sweep, ``tune`` and ``transfer`` on tiny
 problems, once per module); the tests check what is written against the stored studies and
-the µP formula, never against numbers they wrote themselves.
+the µP formula, never against numbers they wrote themselves. The browser check drives a
+headless Chromium at a 1400 px window over the DevTools protocol on a pipe (no extra package)
+and measures every rendered figure against its card.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -30,6 +34,7 @@ from optuna_dashboard import get_note
 
 from tests.conftest import TINY_BURGERS
 from tests.synthetic import operator_task
+from transfer_tune.analysis.coord_check import coord_check
 from transfer_tune.analysis.landscape import (
     LandscapeRow,
     SweepResult,
@@ -50,7 +55,8 @@ from transfer_tune.report.dashboard import (
     sweep_note,
 )
 from transfer_tune.report.figures import tuning_history_figure
-from transfer_tune.report.readers import open_study, read_proxy_history, read_target
+from transfer_tune.report.notes import with_workflow_link
+from transfer_tune.report.readers import open_study, read_proxy_history, read_target, study_ids
 from transfer_tune.search.storage import artifact_dir, get_storage
 from transfer_tune.search.transfer import transfer
 from transfer_tune.search.tune import tune
@@ -115,6 +121,20 @@ def storage(tmp_path_factory) -> str:
             progress=False,
         )
         transfer(PROXY, 16, url, epochs=2, device="cpu", progress=False)
+        coord = coord_check(  # where `transfer-tune coord-check` writes it, next to the storage
+            "burgers",
+            [4, 8],
+            width=8,
+            n_layers=2,
+            steps=1,
+            seeds=[0],
+            batch_size=8,
+            problem_overrides=TINY_BURGERS,
+        )
+        (folder / "coord_check" / "tiny").mkdir(parents=True)
+        (folder / "coord_check" / "tiny" / "coord_check.json").write_text(
+            json.dumps(coord.to_dict())
+        )
     finally:
         torch.set_num_threads(before)
     formats = ("png",) if CHROMIUM else ()
@@ -211,7 +231,7 @@ def test_proxy_note_reports_the_stored_runs_and_the_mup_rates(storage):
     proxy = load(storage, PROXY)
     target = load(storage, TARGET)
     note = get_note(proxy)
-    assert note.startswith(f"## Proxy study `{PROXY}`")
+    assert note.startswith(f"## Proxy study `{PROXY}`: the whole workflow")
     complete = proxy.get_trials(states=(TrialState.COMPLETE,))
     pruned = proxy.get_trials(states=(TrialState.PRUNED,))
     assert f"Trials: {len(complete)} complete, {len(pruned)} pruned, 0 failed" in note
@@ -244,13 +264,87 @@ def test_proxy_note_reports_the_stored_runs_and_the_mup_rates(storage):
     assert f"Proxy search: {seconds:.1f} s" in note
     assert f"the search cost {seconds / metrics['seconds']:.2f}x the target run" in note
 
-    assert get_note(target).startswith(f"## Target of proxy study `{PROXY}`")
-    target_files = {a.filename for a in get_all_artifact_meta(target)}
-    assert {f"{TARGET}.pt", f"{TARGET}_plan.json"} <= target_files
-    assert any(
-        k.startswith("dashboard:plot_data:tuning-history:")
-        for k in system_attr_keys(storage, TARGET)
+    # the workflow in a few lines, at the top: tuned, transferred (multipliers), reached
+    head = note.split("### Proxy search")[0]
+    ids = study_ids(storage)
+    assert "1. **Tuned** lr [0.0001, 0.3] log, batch_size {8, 16}" in head
+    assert f"best val rel-L2 (normalised) {fmt(best.value)} (trial {best.number})" in head
+    assert f"beta2 {fmt(1 - best.params['one_minus_beta2'])}" in head
+    assert (
+        f"2. **Transferred** to K = 16 with µP (K_base = 4, d = 1): spectral: init x{factor:.4f}"
+        in head
     )
+    assert f"lr x{factor:.4f} (lr {lr * factor:.4g})" in head
+    assert "lifting, pointwise, projection, bias: x1" in head
+    link = f"[`{TARGET}`](/dashboard/studies/{ids[TARGET]})"
+    assert (
+        f"3. **Target** {link} reached test rel-L2 (physical units) {fmt(metrics['test_l2'])}"
+        in head
+    )
+    assert f"- **Landscape** sweep `{SWEEP}` (problem `tensors`)" in head
+    assert "- **Coord check** (`" in head and "verdict (spectral layers" in head
+    proxy_keys = system_attr_keys(storage, PROXY)
+    for graph in ("tuning-history", "target-curve", "plan", f"landscape-{SWEEP}", "coord-check"):
+        assert any(k.startswith(f"dashboard:plot_data:{graph}:") for k in proxy_keys), graph
+    proxy_files = {a.filename for a in get_all_artifact_meta(proxy)}
+    assert {f"{PROXY}_history.html", f"{PROXY}_coord_check.html"} <= proxy_files
+
+    # the target's note: its plan and result first, then the way back to the proxy, by name
+    target_note = get_note(target)
+    back = f"[`{PROXY}`](/dashboard/studies/{ids[PROXY]})"
+    assert target_note.startswith(f"## Target run `{TARGET}` (K = 16), transferred from ")
+    assert back in target_note.splitlines()[0] and back in target_note.strip().splitlines()[-1]
+    assert target_note.index("µP rescale table") < target_note.index("| test_l2 |")
+    assert row in target_note
+    target_files = {a.filename for a in get_all_artifact_meta(target)}
+    assert {f"{TARGET}.pt", f"{TARGET}_plan.json", f"{TARGET}_curve.html"} <= target_files
+    target_keys = system_attr_keys(storage, TARGET)
+    for graph in ("tuning-history", "target-curve", "plan"):
+        assert any(k.startswith(f"dashboard:plot_data:{graph}:") for k in target_keys), graph
+    sweep_study = load(storage, study_name(SWEEP, "sp", 4))
+    assert f"proxy study {back}" in get_note(sweep_study)  # landscapes link back too
+
+
+def test_a_sweep_note_written_before_its_proxy_gets_the_link_back():
+    note = "## Landscape sweep `s`: µP, K = 4\n\nbody\n\n### All curves\n"
+    linked = with_workflow_link(note, ["p"], {"p": 7})
+    assert linked.splitlines()[:5] == [
+        "## Landscape sweep `s`: µP, K = 4",
+        "",
+        "The whole workflow (tuning, transfer, target): proxy study [`p`](/dashboard/studies/7).",
+        "",
+        "body",
+    ]
+    assert with_workflow_link(linked, ["p"], {"p": 7}) == linked  # idempotent
+    moved = with_workflow_link(linked, ["q"], None)  # replaced, not piled up
+    assert moved.count("The whole workflow") == 1 and "proxy study `q`." in moved
+
+
+def test_every_study_names_its_objective_in_its_units(storage):
+    assert load(storage, PROXY).metric_names == ["val rel-L2 (normalised)"]
+    assert load(storage, TARGET).metric_names == ["test rel-L2 (physical units)"]
+    for kind in ("mup", "sp"):  # a sweep on tensors: their units, whatever they are
+        assert load(storage, study_name(SWEEP, kind, 2)).metric_names == [
+            "final test rel-L2 (as given)"
+        ]
+
+
+def test_the_target_trial_records_what_it_ran(storage):
+    target, proxy = load(storage, TARGET), load(storage, PROXY)
+    plan = target.user_attrs["plan"]
+    (trial,) = target.trials
+    values = {k: plan[k] for k in ("lr", "batch_size", "beta1", "beta2")}
+    assert trial.params == values
+    assert trial.params["beta2"] == 1 - proxy.best_params["one_minus_beta2"]
+    dist = trial.distributions  # the proxy's ranges (beta2 as itself)
+    assert dist["lr"] == proxy.best_trial.distributions["lr"]
+    assert dist["batch_size"].choices == (8, 16)
+    assert (dist["beta2"].low, dist["beta2"].high) == (0.9, 0.9999)
+    for group in plan["groups"]:
+        assert trial.user_attrs[f"lr_{group['role']}"] == group["lr"]
+    history = read_proxy_history(storage, PROXY)
+    assert history.target.params == values and history.target.metric_name == target.metric_names[0]
+    assert history.target.curve == trial.intermediate_values
 
 
 def test_readers_give_the_numbers_of_the_study_objects(storage):
@@ -383,6 +477,133 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+#: Every plotly figure of the page: its SVG's size against its box and its card.
+MEASURE_PLOTS = """JSON.stringify({
+  text: document.body.textContent,
+  plots: [...document.querySelectorAll('.js-plotly-plot')].map(p => {
+    const svg = p.querySelector('svg.main-svg');
+    const s = svg ? svg.getBoundingClientRect() : {width: 0, height: 0, right: 0};
+    const box = p.getBoundingClientRect(), card = p.parentElement.getBoundingClientRect();
+    return {id: p.id, title: (p.querySelector('.gtitle') || {}).textContent || '',
+            rendered: !!svg, svg_width: s.width, svg_height: s.height, svg_right: s.right,
+            box_width: box.width, box_height: box.height, card_right: card.right};
+  })})"""
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (no extra package).
+
+    ``--remote-debugging-pipe`` makes Chromium read JSON commands on fd 3 and answer on fd 4,
+    each message ending in a NUL byte; one page is opened and driven through its session.
+    """
+
+    def __init__(self, chromium: str, folder: Path, width: int, height: int) -> None:
+        to_chrome, self._chrome_in = os.pipe()
+        self._chrome_out, from_chrome = os.pipe()
+
+        def child() -> None:  # the pipe ends Chromium expects, on fds 3 and 4
+            os.dup2(to_chrome, 3)
+            os.dup2(from_chrome, 4)
+
+        profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=folder)
+        self.proc = subprocess.Popen(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=child,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._id = b"", 0
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            self.session,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        os.close(self._chrome_in)
+        os.close(self._chrome_out)
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        """Send one command and wait (60 s at most) for its answer."""
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._chrome_in, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            while b"\0" not in self._buffer:
+                ready, _, _ = select.select([self._chrome_out], [], [], 1.0)
+                assert time.monotonic() < deadline, f"Chromium did not answer {method}"
+                if ready:
+                    chunk = os.read(self._chrome_out, 1 << 16)
+                    assert chunk, "Chromium closed its DevTools pipe"
+                    self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._id:
+                assert "error" not in reply, reply["error"]
+                return reply["result"]
+
+    def evaluate(self, expression: str):
+        result = self.send(
+            "Runtime.evaluate", self.session, expression=expression, returnByValue=True
+        )
+        return result["result"].get("value")
+
+    def open(self, url: str, graphs: set[str], timeout: float = 60) -> dict:
+        """Load ``url`` and wait until the figures ``graphs`` (graph ids) have rendered."""
+        self.send("Page.navigate", self.session, url=url)
+        deadline = time.monotonic() + timeout
+        while True:
+            page = json.loads(self.evaluate(MEASURE_PLOTS) or '{"text": "", "plots": []}')
+            drawn = {
+                p["id"].removeprefix("user-defined-plot:") for p in page["plots"] if p["rendered"]
+            }
+            if graphs <= drawn and "plot-history" in drawn:
+                time.sleep(0.5)  # let plotly finish its layout pass, then measure again
+                return json.loads(self.evaluate(MEASURE_PLOTS))
+            assert time.monotonic() < deadline, f"{url}: figures {graphs - drawn} never drew"
+            time.sleep(0.25)
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.send(
+            "Page.captureScreenshot", self.session, format="png", captureBeyondViewport=True
+        )["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+
 def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path):
     port = free_port()
     code = f"from transfer_tune.report.dashboard import serve; serve({storage!r}, port={port})"
@@ -418,36 +639,38 @@ def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path
                 "no $BROWSER_PATH): the browser check needs Debian's chromium "
                 "(apt-get install -y chromium; .ci/run installs it)"
             )
-        shot = tmp_path / "study.png"
-        profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
-        browser = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                f"--user-data-dir={profile}",
-                f"--screenshot={shot}",
-                "--window-size=1024,768",
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-                f"{base}/dashboard/studies/{sid}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert shot.exists(), browser.stderr[-2000:]
-        dom = browser.stdout
-        assert f"{SWEEP}/mup/K4" in dom  # the study page of our study
-        assert "final test loss (rel. L2) vs lr" in dom  # our landscape figure, rendered
-        pixels = png_pixels(shot)[..., :3].reshape(-1, 3)
+        with Browser(CHROMIUM, tmp_path, width=1400, height=900) as browser:
+            pages = {}
+            for name, graphs in (
+                (study_name(SWEEP, "mup", 4), {"landscape", "optimum"}),
+                (
+                    PROXY,
+                    {"tuning-history", "target-curve", "plan", "coord-check", f"landscape-{SWEEP}"},
+                ),
+                (TARGET, {"tuning-history", "target-curve", "plan"}),
+            ):
+                page = browser.open(f"{base}/dashboard/studies/{by_name[name]['study_id']}", graphs)
+                assert name in page["text"], name  # the study page of our study
+                pages[name] = page
+                for plot in page["plots"]:  # every figure, ours and the dashboard's: all visible
+                    where = f"{name}: figure {plot['id']} ({plot['title']!r})"
+                    assert plot["svg_width"] <= plot["box_width"] + 1, f"{where} is clipped"
+                    assert plot["svg_right"] <= plot["card_right"] + 1, f"{where} overflows"
+                    assert plot["svg_height"] <= plot["box_height"] + 1, f"{where} overflows"
+            sweep_page = pages[study_name(SWEEP, "mup", 4)]
+            assert "final test loss (rel. L2) vs lr" in sweep_page["text"]  # our figure, rendered
+            assert "final test rel-L2 (as given)" in sweep_page["text"]  # the metric, named
+            proxy_page, target_page = pages[PROXY], pages[TARGET]
+            assert "val rel-L2 (normalised)" in proxy_page["text"]
+            assert "Objective 0" not in proxy_page["text"] + target_page["text"]
+            assert "test rel-L2 (physical units)" in target_page["text"]
+            (trial,) = load(storage, TARGET).trials  # its Best Trial card lists what it ran
+            params = ", ".join(f"{k}: {v}" for k, v in trial.params.items())
+            assert f"Params = [{params}]" in target_page["text"]
+            assert "Params = []" not in target_page["text"]
+            card = {p["id"]: p for p in proxy_page["plots"]}["user-defined-plot:tuning-history"]
+            print(f"custom-figure card at a 1400 px window: {card['box_width']:.0f} px wide")
+            pixels = png_pixels(browser.screenshot(tmp_path / "proxy.png"))[..., :3].reshape(-1, 3)
         colours = len(np.unique(pixels, axis=0))
         ink = float((pixels.min(axis=1) < 230).mean())
         print(f"screenshot: {colours} distinct colours, {ink:.1%} non-white pixels")

@@ -205,8 +205,16 @@ def test_search_space_defaults_overrides_and_beta2_transform():
 
 def test_bad_tune_arguments_are_our_error(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    with pytest.raises(TransferTuneError, match="batch_size 64"):
-        tune("burgers", 4, n_trials=1, storage=url, problem_overrides=TINY_BURGERS, **TINY)
+    with pytest.raises(TransferTuneError, match="batch_size 64"):  # the user's own range
+        tune(
+            "burgers",
+            4,
+            n_trials=1,
+            storage=url,
+            problem_overrides=TINY_BURGERS,
+            search_space={"batch_size": [8, 64]},
+            **TINY,
+        )
     with pytest.raises(TransferTuneError, match="unknown sampler"):
         tune(
             "burgers",

@@ -3,12 +3,16 @@
 After a tuning run, a transfer, or a sweep, the functions here write what happened where
 ``optuna-dashboard`` shows it:
 
-* a Markdown **note** on each study (:func:`optuna_dashboard.save_note`): best proxy values,
-  the µP rescale table, the target result and the compute fraction for a proxy study; the
-  optima, their shifts and the verdicts for a landscape sweep;
+* a Markdown **note** on each study (:func:`optuna_dashboard.save_note`; the text is built by
+  :mod:`transfer_tune.report.notes`). The proxy study's
+  note tells the whole workflow in a few lines (what was tuned, what was transferred with
+  which multipliers, what the target reached, the landscapes and the coord check of the
+  storage), then the details; the target's note starts with its µP plan and result; every
+  target and landscape note links back to the proxy study, by name;
 * **figures** that render inside the dashboard
-  (:func:`optuna_dashboard.save_plotly_graph_object`): the tuning history, the landscape and
-  the optimum-vs-K figure;
+  (:func:`optuna_dashboard.save_plotly_graph_object`), sized for its cards
+  (:func:`transfer_tune.report.style.for_card`): the tuning history, the target's curve and
+  µP plan, the landscapes, the optimum-vs-K figures and the coord check;
 * **artifacts** in the file-system artifact store next to the storage
   (:func:`transfer_tune.search.storage.artifact_dir`): the figures as HTML (and PNG when a Chromium
   is available) and the target checkpoint.
@@ -20,8 +24,8 @@ After a tuning run, a transfer, or a sweep, the functions here write what happen
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -32,9 +36,21 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
 
 from pdes.checks import as_int
-from transfer_tune.core.parametrization import display_name
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.report.readers import ProxyHistory, open_study, read_proxy_history
+from transfer_tune.report.notes import (
+    Workflow,
+    anchor_name,
+    proxy_note,
+    sweep_note,
+    target_note,
+    with_workflow_link,
+)
+from transfer_tune.report.readers import (
+    ProxyHistory,
+    open_study,
+    read_proxy_history,
+    study_ids,
+)
 from transfer_tune.search.storage import (
     artifact_dir,
     get_storage,
@@ -52,7 +68,9 @@ __all__ = [
     "proxy_note",
     "serve",
     "sweep_note",
+    "target_note",
     "upload_file",
+    "Workflow",
 ]
 
 
@@ -95,7 +113,10 @@ def _save_note(study: optuna.Study, body: str) -> None:
 def _save_graph(study: optuna.Study, fig: Any, graph_id: str) -> None:
     from optuna_dashboard import save_plotly_graph_object
 
-    save_plotly_graph_object(study, fig, graph_object_id=graph_id)
+    from transfer_tune.report.style import for_card
+
+    graph_id = re.sub(r"[^A-Za-z0-9_.:-]", "_", graph_id)  # an HTML id, as the dashboard needs
+    save_plotly_graph_object(study, for_card(fig), graph_object_id=graph_id)
 
 
 def _export(
@@ -109,65 +130,18 @@ def _export(
     return files, warnings_
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # Landscape sweeps
 # ---------------------------------------------------------------------------------------------
-def sweep_note(result: Any, analysis: Any, parametrization: str, modes: int) -> str:
-    """The Markdown note of one study of a sweep: its own optimum, then the whole sweep."""
-    rows = result.select(parametrization, modes)
-    diverged = sum(r.diverged for r in rows)
-    expected = len(result.points) * len(result.seeds)
-    grid = ", ".join(f"{len(v)} values of {p}" for p, v in result.values.items())
-    lines = [
-        f"## Landscape sweep `{result.name}`: {display_name(parametrization)}, K = {modes}",
-        "",
-        f"{grid} x {len(result.seeds)} seed(s), {result.config['epochs']} epoch(s) per run, "
-        f"K_base = {result.base_modes}, width {result.config['width']}, "
-        f"{result.config['n_layers']} layers, problem `{result.config['problem'].get('name')}`. "
-        f"This study: {len(rows)}/{expected} runs finished, {diverged} diverged. "
-        "Trial value: final test loss; intermediate values: validation loss per epoch.",
-        "",
+def _proxies_of(store: Any, problem: str | None) -> list[str]:
+    """The proxy studies of the storage: those on ``problem`` if any, else all of them."""
+    found = [
+        (s.study_name, (s.user_attrs.get("problem") or {}).get("name"))
+        for s in store.get_all_studies()
+        if s.user_attrs.get("kind") == "proxy"
     ]
-    try:
-        o = analysis.optimum(parametrization, modes)
-        pct = round(100 * analysis.confidence)
-        lines += [
-            f"**Optimum {analysis.param}: {_fmt(o.value)}** ({pct}% interval {_fmt(o.low)} .. "
-            f"{_fmt(o.high)}; grid minimum {_fmt(o.grid_value)}), shift vs K = "
-            f"{analysis.reference_modes}: {o.shift:+.2f} {analysis.scale} "
-            f"(one grid step = {analysis.grid_step:.2f})"
-            + (" — at the edge of the grid: widen it." if o.at_edge else ""),
-            "",
-        ]
-    except TransferTuneError:
-        pass
-    lines += [
-        f"### All curves of the sweep ({analysis.loss})",
-        "",
-        analysis.markdown(),
-        "",
-        "Figures: *landscape* and *optimum vs K* below; HTML/PNG files are artifacts of "
-        f"`{_anchor_name(result)}`.",
-    ]
-    return "\n".join(lines)
-
-
-def _anchor_name(result: Any) -> str:
-    from transfer_tune.analysis.landscape import study_name
-
-    kind = result.parametrizations[0]
-    k = result.base_modes if result.base_modes in result.modes else result.modes[0]
-    return study_name(result.name, kind, k)
+    same = [name for name, prob in found if prob == problem]
+    return same or [name for name, _ in found]
 
 
 def annotate_sweep(
@@ -212,6 +186,8 @@ def annotate_sweep(
     result = load_sweep(url, sweep_name)
     analysis = analyze_optimum(result, param=param, loss=loss)
     store = get_storage(url)
+    ids = study_ids(store)
+    proxies = _proxies_of(store, (result.config.get("problem") or {}).get("name"))
     figs: dict[str, Any] = {}
     if figures or artifacts:
         from transfer_tune.report.figures import heatmap_figure, landscape_figure, optimum_figure
@@ -223,12 +199,12 @@ def annotate_sweep(
     for kind in result.parametrizations:
         for k in result.modes:
             study = open_study(store, study_name(sweep_name, kind, k))
-            _save_note(study, sweep_note(result, analysis, kind, k))
+            _save_note(study, sweep_note(result, analysis, kind, k, proxies, ids))
             if figures:
                 for graph_id, fig in figs.items():
                     _save_graph(study, fig, graph_id)
     if artifacts:
-        anchor = open_study(store, _anchor_name(result))
+        anchor = open_study(store, anchor_name(result))
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
             stems = {f"{sweep_name.replace('/', '_')}_{k}": f for k, f in figs.items()}
@@ -243,98 +219,75 @@ def annotate_sweep(
 # ---------------------------------------------------------------------------------------------
 # Proxy and target studies
 # ---------------------------------------------------------------------------------------------
-def proxy_note(history: ProxyHistory) -> str:
-    """The Markdown note of a proxy study (and its transferred target, when there is one).
+def _read_workflow(url: str, store: Any, history: ProxyHistory) -> tuple[Workflow, dict]:
+    """The storage's sweeps and newest coord check, and their figures ``{graph id: fig}``."""
+    from transfer_tune.analysis.landscape import list_sweeps, load_sweep
+    from transfer_tune.analysis.optimum import analyze_optimum
+    from transfer_tune.report.figures import landscape_figure, optimum_figure
 
-    Parameters
-    ----------
-    history : ProxyHistory
-        From :func:`transfer_tune.report.readers.read_proxy_history`.
-    """
-    attrs = history.user_attrs
-    counts = history.counts
-    model = attrs.get("model", {}) or {}
-    par = attrs.get("parametrization", {}) or {}
-    problem = attrs.get("problem", {}) or {}
-    lines = [
-        f"## Proxy study `{history.study_name}`",
-        "",
-        f"Problem `{problem.get('name', '?')}`"
-        + (f" at resolution {problem['resolution']}" if "resolution" in problem else "")
-        + (f", {problem['n_train']} training samples" if "n_train" in problem else "")
-        + f"; FNO K = {model.get('modes', '?')}, width {model.get('width', '?')}, "
-        f"{model.get('n_layers', '?')} layers; parametrization "
-        f"{display_name(par.get('kind', '?'))} with K_base = "
-        f"{par.get('base_modes', '?')}; {attrs.get('epochs', '?')} epochs per trial.",
-        "",
-        f"Trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed, {counts['RUNNING']} running.",
-        "",
-    ]
-    best = history.best
-    target = history.target
-    if best is not None:
-        lines += [
-            f"### Best proxy values (trial {best.number}, objective {_fmt(best.value)})",
-            "",
-            "| hyperparameter | value |",
-            "|---|---|",
-        ]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in best.params.items()]
-        lines.append("")
-    if target is not None:
-        plan = target.plan
-        metrics = target.metrics
-        lines += [
-            f"### µP rescale table: K = {plan.get('base_modes', '?')} (proxy) -> "
-            f"{plan.get('modes', '?')} (target)",
-            "",
-            f"Base learning rate {_fmt(plan.get('lr'))}, batch size {plan.get('batch_size')}, "
-            f"betas ({_fmt(plan.get('beta1'))}, {_fmt(plan.get('beta2'))}); batch size and "
-            "betas transfer unchanged.",
-            "",
-            "| role | init multiplier | lr multiplier | learning rate |",
-            "|---|---|---|---|",
-        ]
-        for g in plan.get("groups", []):
-            lines.append(
-                f"| {g.get('role')} | {g.get('init_multiplier', math.nan):.6f} | "
-                f"{g.get('lr_multiplier', math.nan):.6f} | {g.get('lr', math.nan):.4e} |"
-            )
-        lines += [
-            "",
-            f"### Target run `{target.name}` (K = {target.modes})",
-            "",
-            "| metric | value |",
-            "|---|---|",
-        ]
-        lines += [
-            f"| {k} | {_fmt(v)} |"
-            for k, v in metrics.items()
-            if isinstance(v, (int, float, str)) or v is None
-        ]
-        if target.checkpoint:
-            lines += ["", f"Checkpoint: `{target.checkpoint}` (also an artifact of the target)"]
-        lines.append("")
-    compute = dict(attrs.get("compute") or {})
-    proxy_seconds = compute.get("proxy_seconds", history.seconds)
-    target_seconds = compute.get(
-        "target_seconds", target.metrics.get("seconds") if target else None
+    workflow = Workflow(ids=study_ids(store))
+    figs: dict[str, Any] = {}
+    problem = (history.user_attrs.get("problem") or {}).get("name")
+    for name in list_sweeps(url):
+        result = load_sweep(url, name)
+        prob = (result.config.get("problem") or {}).get("name", "?")
+        try:
+            analysis = analyze_optimum(result)
+        except TransferTuneError:  # e.g. one K only: no optimum to compare
+            analysis = None
+        workflow.sweeps.append(
+            (name, anchor_name(result), prob, analysis.lines() if analysis else [])
+        )
+        if len(figs) < 6 and (prob == problem or len(workflow.sweeps) <= 3):
+            try:
+                figs[f"landscape-{name}"] = landscape_figure(result, analysis=analysis)
+                if analysis is not None:
+                    figs[f"optimum-{name}"] = optimum_figure(analysis)
+            except TransferTuneError:  # a sweep its figures cannot draw: its note still tells
+                pass
+    folder = storage_file(url)
+    found = sorted(
+        (folder.parent / "coord_check").glob("*/coord_check.json") if folder else [],
+        key=lambda p: p.stat().st_mtime,
     )
-    lines += ["### Compute", ""]
-    text = f"Proxy search: {proxy_seconds:.1f} s (sum of trial durations)"
-    if target_seconds:
-        text += (
-            f"; target run: {target_seconds:.1f} s; the search cost "
-            f"{proxy_seconds / target_seconds:.2f}x the target run"
-        )
-    if "step_flop_ratio" in compute:
-        text += (
-            f"; one proxy training step costs {compute['step_flop_ratio']:.3f}x a target "
-            "step (FLOP estimate)"
-        )
-    lines += [text + ".", ""]
-    return "\n".join(lines)
+    if found:
+        from transfer_tune.analysis.coord_check import CoordCheckResult
+        from transfer_tune.report.coord_check_figure import coord_check_figure
+
+        try:
+            coord = CoordCheckResult.from_dict(json.loads(found[-1].read_text()))
+        except (OSError, ValueError, KeyError, TypeError, TransferTuneError) as exc:
+            workflow.coord_check = (str(found[-1]), [f"unreadable ({exc})"])
+        else:
+            verdict = coord.summary().splitlines()[-1]  # "verdict (spectral layers, ...): ..."
+            workflow.coord_check = (str(found[-1]), [verdict])
+            figs["coord-check"] = coord_check_figure(coord)
+    return workflow, figs
+
+
+def _link_sweeps_back(url: str, store: Any, proxy: str, ids: dict[str, int]) -> None:
+    """Put the link back to ``proxy`` under the title of every sweep note that should have it.
+
+    A sweep annotated before its proxy study existed has no link yet; the rest of its note
+    (written with the loss its annotator chose) is kept as it is.
+    """
+    from optuna_dashboard import get_note
+
+    from transfer_tune.analysis.landscape import list_sweeps, load_sweep, study_name
+
+    for name in list_sweeps(url):
+        result = load_sweep(url, name)
+        proxies = _proxies_of(store, (result.config.get("problem") or {}).get("name"))
+        if proxy not in proxies:
+            continue
+        for kind in result.parametrizations:
+            for k in result.modes:
+                study = open_study(store, study_name(name, kind, k))
+                note = get_note(study)
+                if note.strip():
+                    linked = with_workflow_link(note, proxies, ids)
+                    if linked != note:
+                        _save_note(study, linked)
 
 
 def annotate_proxy_study(
@@ -345,18 +298,26 @@ def annotate_proxy_study(
     artifacts: bool = True,
     image_formats: Sequence[str] = ("png",),
 ) -> str:
-    """Write the note, the tuning-history figure and artifacts on a proxy study and its target.
+    """Write the notes, figures and artifacts of a proxy study and its target.
 
-    The proxy study gets a note (best values, µP rescale table, target result, compute) and
-    the tuning-history figure; the target study (``target_study`` user attribute) gets the
-    same note and figure, and its checkpoint and plan as artifacts.
+    The proxy study gets the workflow note (:func:`proxy_note`: what was tuned, the
+    multipliers, what the target reached, the storage's landscapes and coord check, then the
+    details) and the figures: tuning history, the target's curve and µP plan, the landscapes
+    and optimum-vs-K figures of the storage's sweeps, the coord check. The target study
+    (``target_study`` user attribute) gets its own note (:func:`target_note`: plan and result
+    first, a link back), the curve, plan and history figures, and its checkpoint and plan as
+    artifacts.
 
     Returns
     -------
     str
-        The Markdown note.
+        The proxy study's Markdown note.
     """
-    from transfer_tune.report.history import tuning_history_figure
+    from transfer_tune.report.history import (
+        plan_figure,
+        target_curve_figure,
+        tuning_history_figure,
+    )
 
     url = normalize_url(storage)
     store = get_storage(url)
@@ -367,24 +328,36 @@ def annotate_proxy_study(
             f"study {proxy_study_name!r} is not a proxy study (kind = "
             f"{history.user_attrs.get('kind')!r}); for sweeps use annotate_sweep"
         )
+    workflow, extra = _read_workflow(url, store, history)
+    _link_sweeps_back(url, store, proxy_study_name, workflow.ids)
     target = history.target
-    note = proxy_note(history)
+    note = proxy_note(history, workflow)
     _save_note(study, note)
     target_study = open_study(store, target.name) if target else None
     if target_study is not None:
-        _save_note(target_study, note.replace("## Proxy study", "## Target of proxy study", 1))
-    fig = tuning_history_figure(history) if (figures or artifacts) else None
+        _save_note(target_study, target_note(history, workflow.ids))
+    own = {"tuning-history": tuning_history_figure(history)}
+    if target is not None:
+        own |= {"target-curve": target_curve_figure(history), "plan": plan_figure(history)}
     if figures:
-        _save_graph(study, fig, "tuning-history")
+        for graph_id, fig in {**own, **extra}.items():
+            _save_graph(study, fig, graph_id)
         if target_study is not None:
-            _save_graph(target_study, fig, "tuning-history")
+            for graph_id, fig in own.items():
+                _save_graph(target_study, fig, graph_id)
     if artifacts:
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
-            files, warns = _export({f"{proxy_study_name}_history": fig}, Path(tmp), image_formats)
+            stems = {f"{proxy_study_name}_history": own["tuning-history"]}
+            if "coord-check" in extra:
+                stems[f"{proxy_study_name}_coord_check"] = extra["coord-check"]
+            files, warns = _export(stems, Path(tmp), image_formats)
             for path in files:
                 upload_file(study, path, files_store)
             if target_study is not None:
+                curve = {f"{target.name}_curve": own["target-curve"]}
+                for path in _export(curve, Path(tmp), ())[0]:
+                    upload_file(target_study, path, files_store)
                 plan_path = Path(tmp) / f"{target.name}_plan.json"
                 plan_path.write_text(json.dumps(target.plan, indent=2))
                 upload_file(target_study, plan_path, files_store)

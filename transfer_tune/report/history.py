@@ -1,4 +1,8 @@
-"""The tuning-history figure: a proxy search and its transferred target run.
+"""The figures of a proxy search and its transferred target run.
+
+:func:`tuning_history_figure` (the search and the target's place in it),
+:func:`target_curve_figure` (the target's validation loss per epoch beside the best proxy
+trial's) and :func:`plan_figure` (the µP plan as a table).
 
 It draws a :class:`~transfer_tune.report.readers.ProxyHistory` (read from the storage by
 :func:`~transfer_tune.report.readers.read_proxy_history`); it never reads a storage itself.
@@ -15,7 +19,7 @@ from transfer_tune.errors import TransferTuneError
 from transfer_tune.report import style
 from transfer_tune.report.readers import ProxyHistory
 
-__all__ = ["tuning_history_figure"]
+__all__ = ["plan_figure", "target_curve_figure", "tuning_history_figure"]
 
 
 def tuning_history_figure(history: ProxyHistory, title: str | None = None) -> go.Figure:
@@ -165,5 +169,105 @@ def tuning_history_figure(history: ProxyHistory, title: str | None = None) -> go
         title=title or f"Proxy study {history.study_name!r} and its transferred target run",
         height=460,
         width=1100,
+    )
+    return fig
+
+
+def _check(history: object, name: str) -> ProxyHistory:
+    if not isinstance(history, ProxyHistory):
+        raise TransferTuneError(
+            f"{name} draws a ProxyHistory; read one with "
+            "transfer_tune.report.readers.read_proxy_history(storage, study_name)"
+        )
+    return history
+
+
+def target_curve_figure(history: ProxyHistory, title: str | None = None) -> go.Figure:
+    """Validation loss per epoch of the target run beside the best proxy trial's.
+
+    Both are the trials' intermediate values (relative L2 on the validation split, normalised
+    units); the target's final physical test error is in the legend.
+    """
+    history = _check(history, "target_curve_figure")
+    fig = go.Figure()
+    best = history.best
+    if best is not None and best.intermediate:
+        fig.add_trace(
+            go.Scatter(
+                x=list(best.intermediate),
+                y=style.finite_or_none(best.intermediate.values()),
+                mode="lines+markers",
+                line={"color": "#1f77b4"},
+                name=f"best proxy trial {best.number} (K={history.modes})",
+                meta={"role": "proxy_curve"},
+            )
+        )
+    target = history.target
+    if target is not None and target.curve:
+        test = target.metrics.get("test_l2")
+        extra = f"; test rel-L2 {test:.4g} (physical)" if isinstance(test, float) else ""
+        fig.add_trace(
+            go.Scatter(
+                x=list(target.curve),
+                y=style.finite_or_none(target.curve.values()),
+                mode="lines+markers",
+                line={"color": "#d62728", "width": 3},
+                name=f"target K={target.modes}{extra}",
+                meta={"role": "target_curve"},
+            )
+        )
+    name = target.name if target is not None else history.study_name
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="validation loss (rel. L2, normalised)", type="log")
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title=title or f"Target run {name!r}: validation loss per epoch",
+        height=420,
+        width=760,
+    )
+    return fig
+
+
+def plan_figure(history: ProxyHistory, title: str | None = None) -> go.Figure:
+    """The µP plan of the target as a table: per role, init and lr multipliers and the rate."""
+    history = _check(history, "plan_figure")
+    if history.target is None:
+        raise TransferTuneError(f"proxy study {history.study_name!r} has no target run yet")
+    plan = history.target.plan
+    groups = plan.get("groups", [])
+    cells = [
+        [g.get("role") for g in groups],
+        [f"{g.get('init_multiplier', math.nan):.4f}" for g in groups],
+        [f"{g.get('lr_multiplier', math.nan):.4f}" for g in groups],
+        [f"{g.get('lr', math.nan):.4e}" for g in groups],
+    ]
+    fig = go.Figure(
+        go.Table(
+            header={
+                "values": ["role", "init x", "lr x", "learning rate"],
+                "fill_color": "#dfe7f2",
+                "align": "left",
+                "font": {"size": 13},
+                "height": 30,
+            },
+            cells={"values": cells, "align": "left", "height": 28, "font": {"size": 13}},
+            meta={"role": "plan"},
+        )
+    )
+    b1, b2 = plan.get("beta1"), plan.get("beta2")
+    betas = f"({b1:.4g}, {b2:.6g})" if isinstance(b1, float) and isinstance(b2, float) else "?"
+    fig.update_layout(
+        template=style.TEMPLATE,
+        title={
+            "text": title
+            or f"µP plan: K {plan.get('base_modes', '?')} (proxy) -> {plan.get('modes', '?')} "
+            "(target)",
+            "subtitle": {
+                "text": f"base lr {plan.get('lr', math.nan):.4g}, batch size "
+                f"{plan.get('batch_size')}, betas {betas}: batch size and betas unchanged"
+            },
+        },
+        height=360,
+        width=620,
     )
     return fig

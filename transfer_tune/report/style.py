@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from transfer_tune.analysis.landscape import SWEEPABLE
@@ -46,3 +47,58 @@ def axis_type(param: str) -> str:
 def star(color: str, size: int) -> dict:
     """The marker of a highlighted point (an optimum, the transferred target)."""
     return {"symbol": "star", "size": size, "color": color, "line": {"width": 1, "color": "black"}}
+
+
+#: The custom-figure card of optuna-dashboard 0.21 (measured in headless Chromium at a 1400 px
+#: window: a half-width card whose plot box is 620 x 450 px). Its box is always 450 px high;
+#: its width follows the window, so figures for it autosize.
+CARD_WIDTH, CARD_HEIGHT = 620, 450
+#: Characters of a card's title line that stay clear of plotly's modebar (the rest wraps).
+TITLE_CHARS = 52
+
+
+def for_card(fig: go.Figure) -> go.Figure:
+    """A copy of ``fig`` sized for a dashboard card: it fills its box, whatever its width.
+
+    The fixed ``width``/``height`` (set for HTML and PNG files) are dropped so plotly
+    autosizes to the card, and the legend moves from the right (where it takes a third of a
+    620 px card) to a band under the title, above the panels and their titles.
+    """
+    card = go.Figure(fig)
+    text = card.layout.title.text or ""
+    subtitle = card.layout.title.subtitle.text
+    if subtitle is None and "<br>" in text:
+        text, _, subtitle = text.partition("<br>")
+    if subtitle is None and len(text) > TITLE_CHARS:  # the modebar covers the card's top right
+        cut = text.rfind(" ", 0, TITLE_CHARS)
+        text, subtitle = (text[:cut], text[cut + 1 :]) if cut > 0 else (text, None)
+    for tag in ("<sup>", "</sup>"):
+        subtitle = subtitle.replace(tag, "") if subtitle else subtitle
+    card.update_layout(
+        width=None,
+        height=None,
+        autosize=True,
+        margin={"l": 60, "r": 20, "t": 120, "b": 50},
+        title={
+            "text": text,
+            "subtitle": {"text": subtitle, "font": {"size": 11}},
+            "font": {"size": 14},
+            "x": 0.01,
+            "xanchor": "left",
+            "xref": "container",
+            "y": 0.985,
+            "yanchor": "top",
+            "yref": "container",
+        },
+        legend={
+            "orientation": "h",
+            "x": 0.01,
+            "xanchor": "left",
+            "xref": "container",
+            "y": 0.875,
+            "yanchor": "top",
+            "yref": "container",
+            "font": {"size": 10},
+        },
+    )
+    return card

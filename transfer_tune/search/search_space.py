@@ -14,11 +14,16 @@ Any entry can be fixed or re-ranged, from Python or from a study TOML's ``[searc
 
 a number fixes the value, a list gives the categorical choices, a table re-ranges
 (``low``, ``high``, optionally ``log``).
+
+A batch can hold no more samples than the training set: when the batch sizes are the default
+ones, those larger than the training set are dropped (the full set, when none fits) and the
+search says so in one line; batch sizes the user gave that cannot fit are an error
+(:meth:`SearchSpace.fit_batch_size`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -156,6 +161,47 @@ class SearchSpace:
         dim = self.batch_size
         return int(dim.value if dim.fixed else max(dim.choices))
 
+    def fit_batch_size(self, n_train: int, explicit: bool) -> tuple[SearchSpace, str | None]:
+        """This space with batch sizes that fit a training set of ``n_train`` samples.
+
+        Parameters
+        ----------
+        n_train : int
+            Samples in the training set.
+        explicit : bool
+            Whether the user chose ``batch_size`` (then nothing is changed: a size that cannot
+            fit is an error) or it is the default (then the sizes above ``n_train`` are
+            dropped, and ``n_train`` itself is used when none is left).
+
+        Returns
+        -------
+        (SearchSpace, str or None)
+            The space and, when it was restricted, the one line that says how.
+
+        Raises
+        ------
+        TransferTuneError
+            When an explicit batch size exceeds ``n_train``.
+        """
+        largest = self.max_batch_size()
+        if largest <= n_train:
+            return self, None
+        if explicit:
+            raise TransferTuneError(
+                f"the search space allows batch_size {largest} but the training set has "
+                f"{n_train} samples; raise n_train or restrict batch_size"
+            )
+        dim = self.batch_size
+        before = [dim.value] if dim.fixed else list(dim.choices)
+        fits = [b for b in before if b <= n_train] or [n_train]
+        new = Dimension("batch_size", choices=tuple(fits)) if len(fits) > 1 else None
+        new = new or Dimension("batch_size", value=fits[0])
+        line = (
+            f"batch_size: the training set has {n_train} samples, so the default choices "
+            f"{before} are restricted to {fits} (give search_space batch_size to choose)"
+        )
+        return replace(self, batch_size=new), line
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample the values of one trial: ``{lr, batch_size, beta1, beta2}`` and every other
         entry that is not unset (``weight_decay`` when searched or fixed)."""
@@ -176,6 +222,29 @@ class SearchSpace:
             else:
                 values[name] = trial.suggest_float(name, dim.low, dim.high, log=dim.log)
         return values
+
+    def distributions_of(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Optuna distributions that record ``values`` (a run that used them) as trial params.
+
+        Each value gets its searched range (``beta2`` as itself, not ``1 - beta2``) when it lies
+        inside it, else a range of that one value; so a run made with these values (the
+        transferred target) shows them as ordinary Optuna parameters.
+        """
+        dists: dict[str, Any] = {}
+        for name, value in values.items():
+            dim = getattr(self, name, None)
+            if name == "batch_size" or isinstance(value, (bool, str)):
+                inside = dim is not None and dim.choices is not None and value in dim.choices
+                dists[name] = optuna.distributions.CategoricalDistribution(
+                    list(dim.choices) if inside else [value]
+                )
+                continue
+            value = float(value)
+            inside = dim is not None and dim.low is not None and dim.low <= value <= dim.high
+            low, high = (dim.low, dim.high) if inside else (value, value)
+            log = inside and dim.log and name != "beta2" and low > 0
+            dists[name] = optuna.distributions.FloatDistribution(low, high, log=log)
+        return dists
 
     def values_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Hyperparameter values of a finished trial from its Optuna ``params``."""

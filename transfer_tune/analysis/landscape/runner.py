@@ -9,6 +9,7 @@ and every failed grid point is queued again.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,10 +46,16 @@ from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, resolve_device
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.storage import get_storage, redact_url
-from transfer_tune.search.workers import fail_orphans
+from transfer_tune.search.workers import fail_orphans, torch_threads
 
 _GRID_SEED = 0  # every worker builds the same GridSampler, so grid ids mean the same points
 _OBJECTIVE = "final test loss (relative L2); intermediate values: validation loss per epoch"
+
+
+def metric_name(problem: Mapping[str, Any]) -> str:
+    """The dashboard's name of a sweep study's objective (the final test loss) and its units."""
+    units = "as given" if problem.get("name") == "tensors" else "normalised"
+    return f"final test rel-L2 ({units})"
 
 
 def sweep(
@@ -213,6 +220,9 @@ def _open_study(store: BaseStorage, config: SweepConfig, kind: str, k: int) -> o
         sampler=GridSampler(config.grid_space(), seed=_GRID_SEED),
         load_if_exists=True,
     )
+    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric_name(config.problem)])
     if not study.user_attrs:
         stored = config.to_dict()
         attrs = {
@@ -357,7 +367,7 @@ def _run_units(
         else:
             from joblib import Parallel, delayed
 
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = torch_threads(workers)  # the rule the proxy search shares
             copies = -(-workers // max(1, len(units)))
             jobs = [
                 delayed(run_unit)(

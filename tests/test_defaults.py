@@ -1,0 +1,91 @@
+"""Defaults that just work: the batch range on a small training set, the threads rule."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import optuna
+import pytest
+
+from tests.conftest import TINY_BURGERS
+from transfer_tune.analysis.landscape import runner
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.search import tune as tune_module
+from transfer_tune.search import workers
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.storage import get_storage
+from transfer_tune.search.tune import tune
+from transfer_tune.search.workers import available_cores, torch_threads
+
+TINY = dict(width=8, n_layers=2, epochs=1, device="cpu", progress=False)
+
+
+def test_default_batch_sizes_are_restricted_to_the_training_set():
+    space, line = SearchSpace.default().fit_batch_size(32, explicit=False)
+    assert space.batch_size.choices == (8, 16, 32) and space.max_batch_size() == 32
+    assert "32 samples" in line and "[8, 16, 32, 64]" in line and "\n" not in line
+    assert space.lr == SearchSpace.default().lr  # nothing else changes
+    tiny, line = SearchSpace.default().fit_batch_size(5, explicit=False)
+    assert tiny.batch_size.fixed and tiny.batch_size.value == 5  # none fits: the full set
+    same, line = SearchSpace.default().fit_batch_size(64, explicit=False)
+    assert same == SearchSpace.default() and line is None
+    mine = SearchSpace.from_dict({"batch_size": [8, 64]})
+    with pytest.raises(TransferTuneError, match="batch_size 64 but the training set has 32"):
+        mine.fit_batch_size(32, explicit=True)
+
+
+def test_tune_with_32_samples_and_the_default_space_runs_and_says_so(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with caplog.at_level(logging.WARNING, logger="transfer_tune"):
+        study = tune("burgers", 4, n_trials=1, storage=url, problem_overrides=TINY_BURGERS, **TINY)
+    lines = [r.getMessage() for r in caplog.records if r.name == "transfer_tune"]
+    assert len(lines) == 1 and "restricted to [8, 16, 32]" in lines[0]
+    assert study.user_attrs["search_space"]["batch_size"] == [8, 16, 32]
+    assert study.trials[0].params["batch_size"] <= 32
+    assert study.metric_names == [tune_module.METRIC_NAME] == ["val rel-L2 (normalised)"]
+    with pytest.raises(TransferTuneError, match="batch_size 64"):  # an explicit range still fails
+        tune(
+            "burgers",
+            4,
+            n_trials=1,
+            storage=url,
+            study_name="explicit",
+            search_space={"batch_size": [16, 64]},
+            problem_overrides=TINY_BURGERS,
+            **TINY,
+        )
+
+
+def test_threads_rule_is_cores_over_processes_and_counts_usable_cores():
+    cores = available_cores()
+    assert torch_threads(1) == cores
+    assert torch_threads(2) == max(1, cores // 2)
+    assert torch_threads(10 * cores) == 1
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    mask = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(mask)})  # a process pinned to one core: one thread
+        assert available_cores() == 1 and torch_threads(1) == 1 and torch_threads(2) == 1
+    finally:
+        os.sched_setaffinity(0, mask)
+    # one rule for the proxy search and the landscape sweeps
+    assert tune_module.torch_threads is runner.torch_threads is workers.torch_threads
+
+
+def test_tune_workers_run_on_cores_over_n_jobs_threads(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = tune(
+        "burgers",
+        4,
+        n_trials=2,
+        n_jobs=2,
+        storage=url,
+        search_space={"batch_size": [8, 16]},
+        problem_overrides=TINY_BURGERS,
+        **TINY,
+    )
+    study = optuna.load_study(study_name=study.study_name, storage=get_storage(url))
+    ran = [t for t in study.trials if "torch_threads" in t.user_attrs]
+    assert ran and {t.user_attrs["torch_threads"] for t in ran} == {torch_threads(2)}
