@@ -53,6 +53,7 @@ data at resolution 128.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -252,6 +253,15 @@ def check_resolution(resolution: int, **params: Any) -> None:
         int(p["n_fine"]),
         f"set n_fine to a multiple of {resolution} (e.g. n_fine={_suggest(resolution)}).",
     )
+
+
+def fine_grid_for(resolution: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The solver grid for a ``resolution`` the default ``n_fine`` cannot give.
+
+    The smallest even multiple of ``resolution`` that is at least 1024 (the grid on which the
+    default viscosity is resolved), e.g. 8192 for resolution 8192, 1536 for 768.
+    """
+    return {"n_fine": _suggest(resolution)}
 
 
 def _suggest(resolution: Any) -> int:

@@ -81,6 +81,9 @@ class ProblemSpec:
     in_channels: int | None = None
     out_channels: int | None = None
     version: str = "1"
+    #: ``fine_grid_for(resolution, params) -> dict``: solver parameters (e.g. ``n_fine``) that
+    #: make ``resolution`` possible, used when the user did not set them; ``None``: none.
+    fine_grid_for: Callable[..., dict[str, Any]] | None = None
 
     @classmethod
     def from_module(
@@ -113,6 +116,7 @@ class ProblemSpec:
             in_channels=getattr(module, "IN_CHANNELS", None),
             out_channels=getattr(module, "OUT_CHANNELS", None),
             version=str(getattr(module, "VERSION", "1")),
+            fine_grid_for=getattr(module, "fine_grid_for", None),
         )
 
 
@@ -366,6 +370,24 @@ def _file_problem(overrides: dict[str, Any]) -> Problem:
     )
 
 
+def _fit_fine_grid(spec: ProblemSpec, resolution: int, params: dict, given: set[str]) -> None:
+    """Check ``resolution``; if the default solver grid cannot give it, choose one that can.
+
+    Only parameters the user did not set are chosen (the solver module's ``fine_grid_for``);
+    they show in the problem's description. A grid the user set keeps the explicit error.
+    """
+    try:
+        spec.check_resolution(resolution, **params)
+    except TransferTuneError:
+        if spec.fine_grid_for is None:
+            raise
+        chosen = spec.fine_grid_for(resolution, params)
+        if not chosen or set(chosen) & given:
+            raise
+        spec.check_resolution(resolution, **{**params, **chosen})
+        params.update(chosen)
+
+
 def get_problem(name: str, **overrides: Any) -> Problem:
     """Return a :class:`Problem` by name, with options and solver parameters overridden.
 
@@ -427,7 +449,7 @@ def get_problem(name: str, **overrides: Any) -> Problem:
         resolution = _default_resolution(spec, params)
     else:
         resolution = as_int(resolution, "resolution", minimum=2)
-        spec.check_resolution(resolution, **params)
+        _fit_fine_grid(spec, resolution, params, given=set(overrides))
     return Problem(
         key, spec=spec, params=params, resolution=resolution, normalizer_from=nf, **common
     )

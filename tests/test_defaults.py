@@ -89,3 +89,22 @@ def test_tune_workers_run_on_cores_over_n_jobs_threads(tmp_path):
     study = optuna.load_study(study_name=study.study_name, storage=get_storage(url))
     ran = [t for t in study.trials if "torch_threads" in t.user_attrs]
     assert ran and {t.user_attrs["torch_threads"] for t in ran} == {torch_threads(2)}
+
+
+def test_the_fine_grid_follows_the_requested_resolution():
+    from pdes import get_problem
+
+    darcy = get_problem("darcy", resolution=32, n_train=2, n_val=1, n_test=1)
+    assert darcy.config()["n_fine"] == 125  # (32 - 1) * 4 + 1, nearest the default 127
+    assert "n_fine=125" in darcy.summary()
+    burgers = get_problem("burgers", resolution=8192, n_train=2, n_val=1, n_test=1)
+    assert burgers.config()["n_fine"] == 8192 and "n_fine=8192" in burgers.summary()
+    assert get_problem("burgers", resolution=768).config()["n_fine"] == 1536
+    # a grid the user set keeps its explicit error
+    with pytest.raises(TransferTuneError, match="n_fine - 1 = 126"):
+        get_problem("darcy", resolution=32, n_fine=127)
+    with pytest.raises(TransferTuneError, match="n_fine"):
+        get_problem("burgers", resolution=8192, n_fine=1024)
+    # the defaults that work stay as they were
+    assert get_problem("darcy", resolution=64).config()["n_fine"] == 127
+    assert get_problem("burgers", resolution=256).config()["n_fine"] == 1024
