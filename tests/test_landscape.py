@@ -486,3 +486,52 @@ def landscape_config(result):
     from transfer_tune.analysis.landscape.config import SweepConfig
 
     return SweepConfig.from_dict(result.config)
+
+
+def test_r_only_sweep_moves_only_the_spectral_rate(tmp_path, monkeypatch):
+    """``spectral_lr``: R trains at spectral_lr x its table multiplier, the rest at ``lr``."""
+    from transfer_tune.core.parametrization import get_parametrization
+
+    seen = []
+    real_fit = objective.fit
+
+    def spying_fit(model, data, hparams, epochs, *args, parametrization, **kw):
+        groups = parametrization.param_groups(model, hparams.lr)
+        seen.append((model.modes, parametrization.kind, {g["role"]: g["lr"] for g in groups}))
+        return real_fit(model, data, hparams, epochs, *args, parametrization=parametrization, **kw)
+
+    monkeypatch.setattr(objective, "fit", spying_fit)
+    data, test = tiny_data()
+    result = sweep(
+        data,
+        test_data=test,
+        modes=[2, 8],
+        param="spectral_lr",
+        values=[1e-3, 4e-3],
+        parametrizations=["mup", "sp"],
+        seeds=[0],
+        epochs=1,
+        storage=tmp_path / "r.db",
+        sweep_name="ronly",
+        base_modes=2,
+        **{**TINY, "hparams": {"batch_size": 8, "lr": 2e-3}},
+    )
+    assert result.complete and result.params == ["spectral_lr"]
+    assert len(seen) == 8
+    for modes, kind, rates in seen:
+        mult = get_parametrization(kind, base_modes=2).spectral_multiplier(modes, 1)
+        assert rates["spectral"] / mult in (pytest.approx(1e-3), pytest.approx(4e-3))
+        for role, lr in rates.items():
+            if role != "spectral":
+                assert lr == pytest.approx(2e-3)
+    # the init of R is untouched by the rate override (µP's init multiplier at K = 8)
+    sample = objective.SpectralRate.of(get_parametrization("mup", base_modes=2), 3.0)
+    plain = get_parametrization("mup", base_modes=2)
+    assert {r: s.init for r, s in sample.role_scales(8, 1).items()} == {
+        r: s.init for r, s in plain.role_scales(8, 1).items()
+    }
+    assert sample.role_scales(8, 1)["spectral"].lr == pytest.approx(
+        3.0 * plain.spectral_multiplier(8, 1)
+    )
+    with pytest.raises(TransferTuneError):
+        sweep(data, test_data=test, modes=[2], param="spectral_lr", values=[-1.0], **TINY)

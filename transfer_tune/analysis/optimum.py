@@ -1,267 +1,109 @@
 """Where is the loss minimum, and does it move with K? The optimum analysis of a sweep.
 
-For every (parametrization, K) of a :class:`~transfer_tune.analysis.landscape.SweepResult`:
+For every (parametrization, K) of a :class:`~transfer_tune.analysis.landscape.SweepResult`
+(or of :class:`~transfer_tune.analysis.curves.Curves`):
 
-1. the **seed-averaged curve**: the mean loss over seeds at every grid value (a grid value
-   where any seed diverged counts as ``inf``: it is not a safe choice);
-2. the **grid minimiser**, refined below the grid spacing by a parabola through the minimum
-   and its two neighbours, fitted to ``log(loss)`` against the value on the sweep's scale
-   (``log2(value)``; ``log2(1 - value)`` for the Adam betas) and clamped to the bracket of
-   the two neighbours. At the edge of the grid no refinement is possible and the optimum is
-   flagged ``at_edge`` (widen the grid);
-3. a **bootstrap interval over seeds**: seeds are resampled with replacement (the same
-   resample for every K of a parametrization, so shifts are paired) and steps 1-2 repeated;
-4. the **shift** of the optimum relative to K_base, in units of the scale (log2: +1 means a
-   twice larger value);
-5. a **verdict** per parametrization: ``"transfers"`` when every shift is within one grid
-   step (DESIGN.md §2), ``"drifts"`` otherwise, as one line with the numbers.
+1. **per seed**, the grid minimiser of that seed's curve, refined below the grid spacing by a
+   parabola through the minimum and its two neighbours in ``log(loss)`` against the scale
+   (``log2(value)``; ``log2(1 - value)`` for the Adam betas):
+   :func:`~transfer_tune.analysis.curves.refine_minimum`;
+2. the **optimum**: the mean of the per-seed positions, with an interval over seeds
+   (:mod:`transfer_tune.analysis.stats`; Student-t by default, its name in every table);
+3. the **shift** from the reference K (K_base): per seed, the seed's position at K minus the
+   same seed's position at K_base (paired), then the interval of those differences;
+4. a **verdict per K** and one per parametrization (:func:`classify_shift`), and, when µP
+   and SP were both swept, the **paired SP - µP gap** per K beside the rule's own factor on
+   R's rate, log2 sqrt(ln K_base / ln K) (read from the parametrization table).
 
-Two-parameter sweeps are analysed along one parameter: either at fixed values of the other
-(``fixed={"batch_size": 16}``) or on the profile (for each value of ``param``, the other at
-its best seed-averaged value).
+The seed-averaged curve (any diverged seed makes its grid value ``inf``) still gives
+``grid_value`` and ``loss``, the values a user would pick from the mean landscape.
+
+Verdict rules, with ``h`` the grid step and ``[lo, hi]`` the interval of a shift:
+
+* ``"inconclusive"`` when the optimum of K or of K_base sits at a grid edge for the seed
+  average or for any seed (the true optimum may lie outside), when fewer than two seeds give
+  a shift, or when ``hi - lo > 2 h`` (the data cannot resolve a one-step shift);
+* else ``"drifts"`` when the interval excludes 0 by more than one grid step
+  (``lo > h`` or ``hi < -h``);
+* else ``"transfers"`` when the interval lies within one grid step (``-h <= lo`` and
+  ``hi <= h``);
+* else ``"inconclusive"`` (the interval straddles ``±h``).
+
+A parametrization **drifts** when any K drifts, **transfers** only when every K transfers,
+and is **inconclusive** otherwise: nothing says "transfers" by default.
+
+Two-parameter sweeps are analysed along one parameter (``fixed=`` or the profile; see
+:func:`~transfer_tune.analysis.curves.landscape_curves`).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from transfer_tune.core.parametrization import display_name
+from transfer_tune.analysis.curves import (
+    LOSSES,
+    Curves,
+    Scale,
+    landscape_curves,
+    refine_minimum,
+    scale_for,
+    seed_mean,
+)
+from transfer_tune.analysis.stats import (
+    METHOD_LABELS,
+    METHODS,
+    Interval,
+    bootstrap_interval,
+    interval,
+)
+from transfer_tune.core.parametrization import display_name, get_parametrization
 from transfer_tune.errors import TransferTuneError
 
 __all__ = [
+    "LOSSES",
     "Curves",
+    "Gap",
     "Optimum",
     "OptimumAnalysis",
+    "Scale",
     "Verdict",
     "analyze_optimum",
+    "classify_shift",
     "landscape_curves",
     "refine_minimum",
+    "rule_shift",
     "scale_for",
 ]
 
-LOSSES = ("train_loss", "val_loss", "test_loss")
+VERDICTS = ("transfers", "drifts", "inconclusive")
 
 
-@dataclass(frozen=True)
-class Scale:
-    """How a hyperparameter is measured for the optimum analysis."""
-
-    label: str
-    forward: Callable[[np.ndarray], np.ndarray]
-    inverse: Callable[[np.ndarray], np.ndarray]
-
-
-_LOG2 = Scale("log2", np.log2, lambda x: np.power(2.0, x))
-_LOG2_ONE_MINUS = Scale("log2(1-value)", lambda v: np.log2(1.0 - v), lambda x: 1.0 - 2.0**x)
-
-
-def scale_for(param: str) -> Scale:
-    """``log2`` for learning rate, batch size, weight decay; ``log2(1 - value)`` for betas."""
-    return _LOG2_ONE_MINUS if param.startswith("beta") else _LOG2
-
-
-def _seed_mean(losses: np.ndarray) -> np.ndarray:
-    """Mean over the last axis, ignoring missing runs (NaN); any diverged run (inf) -> inf."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(losses, axis=-1)
-
-
-@dataclass
-class Curves:
-    """Per (parametrization, K), the loss at every grid value of one parameter and seed.
-
-    Attributes
-    ----------
-    param : str
-        The hyperparameter along the curves.
-    values : numpy.ndarray
-        Its grid values, ascending.
-    losses : dict
-        ``(parametrization, K) -> array (n_values, n_seeds)``; ``inf`` marks a diverged run,
-        NaN a missing one.
-    base_modes : int
-        K_base of the parametrizations.
-    seeds : list of int
-        Seeds along the last axis.
-    loss : str
-        Which loss the curves hold.
-    note : str
-        How other swept parameters were handled ("" for one-parameter sweeps).
-    """
-
-    param: str
-    values: np.ndarray
-    losses: dict[tuple[str, int], np.ndarray]
-    base_modes: int
-    seeds: list[int] = field(default_factory=list)
-    loss: str = "test_loss"
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=float)
-        if self.values.ndim != 1 or self.values.size == 0:
-            raise TransferTuneError("curve values must be a non-empty 1-d sequence")
-        if np.any(np.diff(self.values) <= 0):
-            raise TransferTuneError("curve values must be strictly increasing")
-        for key, arr in list(self.losses.items()):
-            arr = np.asarray(arr, dtype=float)
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            if arr.shape[0] != self.values.size:
-                raise TransferTuneError(
-                    f"losses of {key} have {arr.shape[0]} rows for {self.values.size} values"
-                )
-            self.losses[key] = arr
-        if not self.seeds:
-            n = max((a.shape[1] for a in self.losses.values()), default=0)
-            self.seeds = list(range(n))
-
-    @property
-    def parametrizations(self) -> list[str]:
-        """Parametrization kinds, in first-seen order."""
-        out: list[str] = []
-        for kind, _ in self.losses:
-            if kind not in out:
-                out.append(kind)
-        return out
-
-    def modes(self, parametrization: str | None = None) -> list[int]:
-        """K values (of one parametrization), ascending."""
-        return sorted({k for p, k in self.losses if parametrization in (None, p)})
-
-    def mean(self, parametrization: str, modes: int) -> np.ndarray:
-        """Seed-averaged curve (``inf`` where any seed diverged)."""
-        return _seed_mean(self.losses[(parametrization, modes)])
-
-
-def landscape_curves(
-    result: Any,
-    param: str | None = None,
-    loss: str = "test_loss",
-    fixed: Mapping[str, float] | None = None,
-) -> Curves:
-    """Curves along ``param`` from a :class:`~transfer_tune.analysis.landscape.SweepResult`.
-
-    Parameters
-    ----------
-    result : SweepResult
-        A finished (or partly finished) sweep.
-    param : str, optional
-        The parameter along the curves; the first swept one by default.
-    loss : {"test_loss", "train_loss", "val_loss"}
-        Which final loss to use.
-    fixed : mapping, optional
-        For two-parameter sweeps, the value of the other parameter (a grid value); without
-        it each point of the curve takes the other parameter at its best seed-averaged value
-        (the profile).
-    """
-    if loss not in LOSSES:
-        raise TransferTuneError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
-    params = result.params
-    param = param or params[0]
-    if param not in params:
-        raise TransferTuneError(f"{param!r} was not swept; the sweep varies {', '.join(params)}")
-    axis = params.index(param)
-    fixed = dict(fixed or {})
-    unknown = sorted(set(fixed) - set(params) | ({param} & set(fixed)))
-    if unknown:
-        raise TransferTuneError(f"fixed= names {unknown}, which are not the other swept params")
-    losses: dict[tuple[str, int], np.ndarray] = {}
-    note = ""
-    for kind in result.parametrizations:
-        for k in result.modes:
-            arr = result.loss_array(kind, k, loss)  # (*n_values, n_seeds)
-            arr = np.moveaxis(arr, axis, 0)
-            others = [p for p in params if p != param]
-            for other in others:
-                if other in fixed:
-                    grid = [float(v) for v in result.values[other]]
-                    if float(fixed[other]) not in grid:
-                        raise TransferTuneError(
-                            f"fixed {other} = {fixed[other]} is not on the grid {grid}"
-                        )
-                    arr = arr[:, grid.index(float(fixed[other]))]
-                    note = f"{other} = {fixed[other]:g}"
-                else:
-                    # the profile: the other parameter at its best seed-averaged value
-                    mean = _seed_mean(arr)  # (n_param, n_other)
-                    filled = np.where(np.isnan(mean), np.inf, mean)
-                    best = np.argmin(filled, axis=1)
-                    arr = arr[np.arange(arr.shape[0]), best]
-                    note = f"{other} at its best value for each {param}"
-            losses[(kind, k)] = arr
-    return Curves(
-        param=param,
-        values=np.asarray(result.values[param], dtype=float),
-        losses=losses,
-        base_modes=result.base_modes,
-        seeds=result.seeds,
-        loss=loss,
-        note=note,
+def rule_shift(modes: int, base_modes: int) -> float:
+    """log2 of µP's factor on R's rate at ``modes`` (the table's; d cancels in the ratio)."""
+    return math.log2(
+        get_parametrization("mup", base_modes=base_modes).spectral_multiplier(modes, 1)
     )
 
 
-def refine_minimum(x: np.ndarray, curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Refined minimisers of curves sampled at ``x``, vectorised over leading axes.
-
-    Parameters
-    ----------
-    x : array (n,)
-        Grid positions on the analysis scale, increasing.
-    curves : array (..., n)
-        Positive losses; ``inf``/NaN mark unusable points.
-
-    Returns
-    -------
-    xmin : array (...)
-        The vertex of the parabola through the grid minimum and its neighbours, fitted to
-        ``log(loss)`` and clamped to the neighbours' bracket; the grid minimum itself when a
-        neighbour is missing or the three points are not convex; NaN when no point is usable.
-    index : array (...) of int
-        Index of the grid minimum (-1 when no point is usable).
-    at_edge : array (...) of bool
-        The grid minimum is the first or last grid point.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(curves, dtype=float)
-    n = x.size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ly = np.where(np.isfinite(y) & (y > 0), np.log(np.where(y > 0, y, 1.0)), np.inf)
-    usable = np.isfinite(ly).any(axis=-1)
-    idx = np.argmin(ly, axis=-1)
-    xmin = x[idx].astype(float)
-    at_edge = (idx == 0) | (idx == n - 1)
-    if n >= 3:
-        i = np.clip(idx, 1, n - 2)
-        y0 = np.take_along_axis(ly, (i - 1)[..., None], -1)[..., 0]
-        y1 = np.take_along_axis(ly, i[..., None], -1)[..., 0]
-        y2 = np.take_along_axis(ly, (i + 1)[..., None], -1)[..., 0]
-        x0, x1, x2 = x[i - 1], x[i], x[i + 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
-            num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
-            vertex = x1 - 0.5 * num / den
-            # convex: the parabola's second derivative sign, from divided differences
-            curv = ((y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)) / (x2 - x0)
-        ok = (
-            ~at_edge
-            & np.isfinite(y0)
-            & np.isfinite(y2)
-            & np.isfinite(vertex)
-            & (curv > 0)
-            & (den != 0)
-        )
-        xmin = np.where(ok, np.clip(vertex, x0, x2), xmin)
-    xmin = np.where(usable, xmin, np.nan)
-    idx = np.where(usable, idx, -1)
-    return xmin, idx, at_edge & usable
+def classify_shift(shift: Interval, grid_step: float, at_edge: bool) -> tuple[str, str]:
+    """Verdict and reason for one K's shift (the rules of the module docstring)."""
+    h = grid_step * (1 + 1e-9)
+    if at_edge:
+        return "inconclusive", "optimum at a grid edge"
+    if shift.n < 2 or not math.isfinite(shift.low) or not math.isfinite(grid_step):
+        return "inconclusive", "fewer than two seeds give a shift"
+    if shift.width > 2 * h:
+        return "inconclusive", f"interval wider than two grid steps ({shift.width:.2f})"
+    if shift.low > h or shift.high < -h:
+        return "drifts", "interval beyond one grid step"
+    if shift.low >= -h and shift.high <= h:
+        return "transfers", "interval within one grid step"
+    return "inconclusive", "interval straddles one grid step"
 
 
 @dataclass(frozen=True)
@@ -271,23 +113,29 @@ class Optimum:
     Attributes
     ----------
     value : float
-        Refined optimum (NaN if every grid value diverged).
+        The optimum: the scale's inverse of the mean per-seed refined position.
     grid_value : float
         The grid value with the lowest seed-averaged loss.
     low, high : float
-        Bootstrap interval of ``value`` over seeds.
+        Interval of ``value`` over seeds (``method``).
     position : float
-        ``value`` on the analysis scale (e.g. ``log2(value)``).
+        Mean per-seed position on the analysis scale (e.g. ``log2(value)``).
     shift : float
-        ``position`` minus that of the reference K (K_base), in scale units.
+        Mean per-seed (paired) shift of the position from the reference K, scale units.
     shift_low, shift_high : float
-        Bootstrap interval of ``shift`` (paired resampling of seeds).
+        Interval of ``shift``.
     loss : float
         Seed-averaged loss at the grid minimum.
     at_edge : bool
-        The grid minimum is at an end of the grid (the true optimum may lie outside).
-    n_seeds, n_diverged : int
-        Seeds per grid value, and diverged runs on the curve.
+        The seed-averaged minimum or any seed's minimum is at an end of the grid.
+    n_seeds, n_diverged, n_edge_seeds : int
+        Seeds, diverged runs on the curve, seeds whose minimum is at a grid edge.
+    method : str
+        The interval method (:data:`~transfer_tune.analysis.stats.METHODS`).
+    seed_positions, seed_shifts : list of float
+        Per-seed refined positions and paired shifts (NaN where a seed has none).
+    verdict, reason : str
+        Per-K verdict (``"reference"`` for the reference K) and why.
     """
 
     parametrization: str
@@ -305,6 +153,25 @@ class Optimum:
     at_edge: bool
     n_seeds: int
     n_diverged: int
+    n_edge_seeds: int = 0
+    method: str = "student-t"
+    seed_positions: list[float] = field(default_factory=list)
+    seed_shifts: list[float] = field(default_factory=list)
+    verdict: str = "inconclusive"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Paired SP - µP difference of the optimum position at one K, beside the rule's shift."""
+
+    modes: int
+    interval: Interval
+    rule: float  # log2 of µP's factor on R's rate at this K
+
+    def to_dict(self) -> dict:
+        """Plain data."""
+        return {"modes": self.modes, "rule": self.rule, **self.interval.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -312,7 +179,7 @@ class Verdict:
     """Whether the optimum of one parametrization stays within one grid step across K."""
 
     parametrization: str
-    verdict: str  # "transfers", "drifts" or "undetermined"
+    verdict: str  # "transfers", "drifts" or "inconclusive"
     max_shift: float  # the shift of largest magnitude (signed), scale units
     worst_modes: int | None
     grid_step: float
@@ -330,7 +197,7 @@ def _fmt(value: float) -> str:
 
 @dataclass
 class OptimumAnalysis:
-    """Optima of every (parametrization, K), their shifts, and a verdict per parametrization."""
+    """Optima of every (parametrization, K), their shifts, gaps and verdicts."""
 
     param: str
     loss: str
@@ -343,6 +210,14 @@ class OptimumAnalysis:
     optima: list[Optimum]
     verdicts: dict[str, Verdict]
     note: str = ""
+    method: str = "student-t"
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def method_label(self) -> str:
+        """E.g. ``"95% Student-t over 5 seeds"``."""
+        n = max((o.n_seeds for o in self.optima), default=0)
+        return f"{round(100 * self.confidence)}% {METHOD_LABELS[self.method]} over {n} seeds"
 
     def optimum(self, parametrization: str, modes: int) -> Optimum:
         """The optimum of one (parametrization, K)."""
@@ -350,6 +225,10 @@ class OptimumAnalysis:
             if o.parametrization == parametrization and o.modes == modes:
                 return o
         raise TransferTuneError(f"no optimum for {parametrization} at K = {modes}")
+
+    def gap(self, modes: int) -> Gap | None:
+        """The SP - µP gap at K (``None`` when not both were swept at K)."""
+        return next((g for g in self.gaps if g.modes == modes), None)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per (parametrization, K)."""
@@ -361,11 +240,10 @@ class OptimumAnalysis:
 
     def markdown(self) -> str:
         """A Markdown table of the optima and the verdicts (for dashboard notes)."""
-        pct = round(100 * self.confidence)
         head = (
-            f"| parametrization | K | optimum {self.param} | {pct}% interval | "
-            f"shift vs K={self.reference_modes} ({self.scale}) | {self.loss} |\n"
-            "|---|---|---|---|---|---|\n"
+            f"| parametrization | K | optimum {self.param} | interval | "
+            f"shift vs K={self.reference_modes} ({self.scale}) [interval] | verdict | "
+            f"{self.loss} |\n|---|---|---|---|---|---|---|\n"
         )
         body = ""
         for o in self.optima:
@@ -373,23 +251,15 @@ class OptimumAnalysis:
             body += (
                 f"| {display_name(o.parametrization)} | {o.modes} | "
                 f"{_fmt(o.value)}{edge} | {_fmt(o.low)} .. {_fmt(o.high)} | "
-                f"{o.shift:+.2f} [{o.shift_low:+.2f}, {o.shift_high:+.2f}] | {_fmt(o.loss)} |\n"
+                f"{o.shift:+.2f} [{o.shift_low:+.2f}, {o.shift_high:+.2f}] | {o.verdict} | "
+                f"{_fmt(o.loss)} |\n"
             )
         verdicts = "\n".join(f"- {line}" for line in self.lines())
         note = f"\n\n({self.note})" if self.note else ""
-        return head + body + "\n" + verdicts + note
+        return f"Intervals: {self.method_label}.\n\n" + head + body + "\n" + verdicts + note
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
-
-
-def _percentiles(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    alpha = 100 * (1 - confidence) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low = np.nanpercentile(samples, alpha, axis=0)
-        high = np.nanpercentile(samples, 100 - alpha, axis=0)
-    return low, high
 
 
 def analyze_optimum(
@@ -398,12 +268,13 @@ def analyze_optimum(
     loss: str = "test_loss",
     fixed: Mapping[str, float] | None = None,
     *,
-    n_boot: int = 1000,
+    method: str = "student-t",
+    n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     reference_modes: int | None = None,
 ) -> OptimumAnalysis:
-    """Optimum, bootstrap interval, shift vs K_base and verdict for every curve of a sweep.
+    """Optimum, interval over seeds, paired shift vs K_base and verdicts for every curve.
 
     Parameters
     ----------
@@ -411,12 +282,12 @@ def analyze_optimum(
         The sweep (or curves built by :func:`landscape_curves` or by hand).
     param, loss, fixed
         See :func:`landscape_curves` (ignored for :class:`Curves`).
-    n_boot : int
-        Bootstrap resamples of the seeds.
+    method : {"student-t", "sign", "bootstrap"}
+        Interval over the per-seed values (:mod:`transfer_tune.analysis.stats`).
+    n_boot, seed : int
+        Resamples and seed of the bootstrap (``method="bootstrap"`` only).
     confidence : float
-        Coverage of the bootstrap intervals.
-    seed : int
-        Seed of the bootstrap.
+        Coverage of the intervals.
     reference_modes : int, optional
         The K shifts are measured from; K_base when it was swept, else the smallest K.
 
@@ -429,69 +300,84 @@ def analyze_optimum(
         raise TransferTuneError(f"confidence must be in (0, 1), got {confidence}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise TransferTuneError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if method not in METHODS:
+        raise TransferTuneError(f"unknown interval method {method!r}; choose one of {METHODS}")
     scale = scale_for(curves.param)
     x = scale.forward(curves.values)
     order = np.argsort(x)  # for betas log2(1 - beta) decreases with beta
-    x_sorted = x[order]
-    grid_step = float(np.median(np.abs(np.diff(x_sorted)))) if x.size > 1 else math.nan
+    xs = x[order]
+    grid_step = float(np.median(np.abs(np.diff(xs)))) if x.size > 1 else math.nan
     all_modes = curves.modes()
     if reference_modes is None:
         reference_modes = curves.base_modes if curves.base_modes in all_modes else min(all_modes)
-    rng = np.random.default_rng(seed)
+
+    def ci(values: np.ndarray) -> Interval:
+        if method == "bootstrap":
+            return bootstrap_interval(values, confidence, n_boot=n_boot, seed=seed)
+        return interval(values, method, confidence)
+
     optima: list[Optimum] = []
     verdicts: dict[str, Verdict] = {}
+    per_seed: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     for kind in curves.parametrizations:
         modes = curves.modes(kind)
-        n_seeds = max(curves.losses[(kind, k)].shape[1] for k in modes)
-        picks = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-        est: dict[int, tuple[float, float, bool, float, int]] = {}
-        boots: dict[int, np.ndarray] = {}
+        ref = reference_modes if reference_modes in modes else modes[0]
         for k in modes:
             arr = curves.losses[(kind, k)][order]  # (n, S)
-            mean = _seed_mean(arr)
-            pos, idx, edge = refine_minimum(x_sorted, mean)
-            loss_at = float(mean[idx]) if idx >= 0 else math.nan
-            diverged = int(np.isinf(arr).sum())
-            grid_pos = float(x_sorted[idx]) if idx >= 0 else math.nan
-            est[k] = (float(pos), loss_at, bool(edge), grid_pos, diverged)
-            cols = picks if arr.shape[1] == n_seeds else picks % arr.shape[1]
-            boots[k] = refine_minimum(x_sorted, _seed_mean(arr[:, cols]).T)[0]  # (B,)
-        ref = reference_modes if reference_modes in est else modes[0]
+            pos, _, edge = refine_minimum(xs, arr.T)  # per seed
+            per_seed[(kind, k)] = (np.asarray(pos, float), np.asarray(edge, bool))
+        ref_pos, ref_edge = per_seed[(kind, ref)]
+        ref_mean_edge = bool(refine_minimum(xs, seed_mean(curves.losses[(kind, ref)][order]))[2])
+        kind_optima = []
         for k in modes:
-            pos, loss_at, edge, grid_pos, diverged = est[k]
-            low, high = _percentiles(boots[k], confidence)
-            shift = pos - est[ref][0]
-            slow, shigh = _percentiles(boots[k] - boots[ref], confidence)
-            value = float(scale.inverse(np.asarray(pos)))
-            lo_v, hi_v = sorted([float(scale.inverse(low)), float(scale.inverse(high))])
-            optima.append(
-                Optimum(
-                    parametrization=kind,
-                    modes=k,
-                    param=curves.param,
-                    value=value,
-                    grid_value=float(scale.inverse(np.asarray(grid_pos))),
-                    low=lo_v,
-                    high=hi_v,
-                    position=pos,
-                    shift=float(shift),
-                    shift_low=float(slow),
-                    shift_high=float(shigh),
-                    loss=loss_at,
-                    at_edge=edge,
-                    n_seeds=n_seeds,
-                    n_diverged=diverged,
-                )
+            arr = curves.losses[(kind, k)][order]
+            mean = seed_mean(arr)
+            _, idx, mean_edge = refine_minimum(xs, mean)
+            pos, edge = per_seed[(kind, k)]
+            n_edge = int(edge.sum())
+            at_edge = bool(mean_edge) or n_edge > 0
+            where = ci(pos)
+            n = min(pos.size, ref_pos.size)
+            shifts = pos[:n] - ref_pos[:n]
+            shift = ci(shifts)
+            if k == ref:
+                verdict, reason = "reference", ""
+            else:
+                ref_at_edge = ref_mean_edge or bool(ref_edge.any())
+                verdict, reason = classify_shift(shift, grid_step, at_edge or ref_at_edge)
+            lo_v, hi_v = sorted([float(scale.inverse(where.low)), float(scale.inverse(where.high))])
+            o = Optimum(
+                parametrization=kind,
+                modes=k,
+                param=curves.param,
+                value=float(scale.inverse(np.asarray(where.estimate))),
+                grid_value=float(scale.inverse(np.asarray(xs[idx]))) if idx >= 0 else math.nan,
+                low=lo_v,
+                high=hi_v,
+                position=where.estimate,
+                shift=0.0 if k == ref else shift.estimate,
+                shift_low=0.0 if k == ref else shift.low,
+                shift_high=0.0 if k == ref else shift.high,
+                loss=float(mean[idx]) if idx >= 0 else math.nan,
+                at_edge=at_edge,
+                n_seeds=int(arr.shape[1]),
+                n_diverged=int(np.isinf(arr).sum()),
+                n_edge_seeds=n_edge,
+                method=method,
+                seed_positions=[float(p) for p in pos],
+                seed_shifts=[float(s) for s in shifts],
+                verdict=verdict,
+                reason=reason,
             )
-        verdicts[kind] = _verdict(
-            kind,
-            [o for o in optima if o.parametrization == kind],
-            ref,
-            grid_step,
-            curves.param,
-            scale.label,
-            confidence,
-        )
+            kind_optima.append(o)
+        optima.extend(kind_optima)
+        verdicts[kind] = _verdict(kind, kind_optima, ref, grid_step, curves.param, scale.label)
+    gaps = []
+    if {"mup", "sp"} <= set(curves.parametrizations) and curves.param in ("lr", "spectral_lr"):
+        for k in sorted(set(curves.modes("mup")) & set(curves.modes("sp"))):
+            sp, mup = per_seed[("sp", k)][0], per_seed[("mup", k)][0]
+            n = min(sp.size, mup.size)
+            gaps.append(Gap(k, ci(sp[:n] - mup[:n]), rule_shift(k, curves.base_modes)))
     return OptimumAnalysis(
         param=curves.param,
         loss=curves.loss,
@@ -504,21 +390,16 @@ def analyze_optimum(
         optima=optima,
         verdicts=verdicts,
         note=curves.note,
+        method=method,
+        gaps=gaps,
     )
 
 
 def _verdict(
-    kind: str,
-    optima: list[Optimum],
-    ref: int,
-    grid_step: float,
-    param: str,
-    scale: str,
-    confidence: float,
+    kind: str, optima: list[Optimum], ref: int, grid_step: float, param: str, scale: str
 ) -> Verdict:
     name = display_name(kind)
-    others = [o for o in optima if o.modes != ref and math.isfinite(o.shift)]
-    base = next((o for o in optima if o.modes == ref), None)
+    others = [o for o in optima if o.modes != ref]
     values = ", ".join(f"K={o.modes}: {_fmt(o.value)}" for o in optima)
     edges = [o.modes for o in optima if o.at_edge]
     edge_note = (
@@ -526,35 +407,32 @@ def _verdict(
         if edges
         else ""
     )
-    if base is None or not math.isfinite(base.value) or not others or not math.isfinite(grid_step):
-        line = (
-            f"{name}: undetermined — no usable optimum at K = {ref} or no other K to compare "
-            f"({values}){edge_note}"
-        )
-        return Verdict(kind, "undetermined", math.nan, None, grid_step, line)
-    worst = max(others, key=lambda o: abs(o.shift))
-    tolerance = grid_step * (1 + 1e-9)
-    pct = round(100 * confidence)
-    ratio = 2.0**worst.shift if scale == "log2" else None
-    ratio_text = f" (x{ratio:.2f})" if ratio is not None else ""
-    interval = (
-        f"[{pct}% interval {worst.shift_low:+.2f} .. {worst.shift_high:+.2f}]"
-        if worst.n_seeds > 1
-        else "(one seed: no interval)"
+    if not others:
+        line = f"{name}: inconclusive — no K other than K = {ref} to compare ({values})"
+        return Verdict(kind, "inconclusive", math.nan, None, grid_step, line)
+    finite = [o for o in others if math.isfinite(o.shift)]
+    worst = max(finite, key=lambda o: abs(o.shift)) if finite else others[0]
+    per_k = "; ".join(
+        f"K={o.modes}: {o.shift:+.2f} [{o.shift_low:+.2f}, {o.shift_high:+.2f}] {o.verdict}"
+        + (f" ({o.reason})" if o.verdict == "inconclusive" else "")
+        for o in others
     )
-    if abs(worst.shift) <= tolerance:
-        line = (
-            f"{name}: transfers — the optimum {param} stays within {abs(worst.shift):.2f} "
-            f"{scale} of its K={ref} value (largest shift {worst.shift:+.2f}{ratio_text} at "
-            f"K={worst.modes} {interval}; one grid step = {grid_step:.2f}): {values}{edge_note}"
-        )
-        verdict = "transfers"
-    else:
-        beyond = [o.modes for o in others if abs(o.shift) > tolerance]
-        line = (
-            f"{name}: drifts — the optimum {param} moves {worst.shift:+.2f} {scale}"
-            f"{ratio_text} from K={ref} to K={worst.modes} {interval}, more than one grid step "
-            f"({grid_step:.2f}) at K = {', '.join(map(str, beyond))}: {values}{edge_note}"
-        )
+    kinds = {o.verdict for o in others}
+    step = f"one grid step = {grid_step:.2f} {scale}"
+    if "drifts" in kinds:
         verdict = "drifts"
+        worst = max((o for o in others if o.verdict == "drifts"), key=lambda o: abs(o.shift))
+        ratio = f" (x{2.0**worst.shift:.2f})" if scale == "log2" else ""
+        head = (
+            f"the optimum {param} moves {worst.shift:+.2f} {scale}{ratio} from K={ref} to "
+            f"K={worst.modes} [{worst.shift_low:+.2f}, {worst.shift_high:+.2f}], beyond one grid "
+            f"step ({grid_step:.2f})"
+        )
+    elif kinds == {"transfers"}:
+        verdict = "transfers"
+        head = f"the optimum {param} stays within one grid step of its K={ref} value ({step})"
+    else:
+        verdict = "inconclusive"
+        head = f"the data cannot tell whether the optimum {param} moves ({step})"
+    line = f"{name}: {verdict} — {head}; shift from K={ref} per K: {per_k}{edge_note}"
     return Verdict(kind, verdict, worst.shift, worst.modes, grid_step, line)

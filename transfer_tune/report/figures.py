@@ -255,7 +255,7 @@ def _short(line: str, limit: int = 150) -> str:
 
 
 def optimum_figure(analysis: OptimumAnalysis, title: str | None = None) -> go.Figure:
-    """The optimum against K per parametrization, with bootstrap intervals.
+    """The optimum against K per parametrization, with intervals over seeds (method named).
 
     A grey band marks one grid step around the K_base optimum (the "transfers" tolerance);
     the dotted line is where SP's optimum would sit if only the spectral weights' rate
@@ -335,12 +335,10 @@ def optimum_figure(analysis: OptimumAnalysis, title: str | None = None) -> go.Fi
         type="log", tickvals=modes, ticktext=[str(k) for k in modes], title_text="K (Fourier modes)"
     )
     fig.update_yaxes(type=style.axis_type(analysis.param), title_text=f"optimal {analysis.param}")
-    pct = round(100 * analysis.confidence)
     fig.update_layout(
         template=style.TEMPLATE,
         title=title
-        or f"Optimal {analysis.param} vs K ({analysis.loss}, {pct}% bootstrap "
-        "intervals over seeds)",
+        or f"Optimal {analysis.param} vs K ({analysis.loss}, {analysis.method_label} intervals)",
         height=440,
         width=720,
     )

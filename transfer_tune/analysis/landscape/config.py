@@ -27,8 +27,12 @@ from transfer_tune.core.train import HParams, check_hparam
 from transfer_tune.errors import TransferTuneError
 
 #: Hyperparameters a sweep can vary, and whether they are swept on a log scale.
+#: ``spectral_lr`` is the base rate of the spectral weights R alone (an "R-only" sweep): R's
+#: Adam rate is ``spectral_lr`` times R's multiplier from the parametrization table, while
+#: every other group keeps ``lr`` (set it in ``hparams``, e.g. at the K_base optimum).
 SWEEPABLE: dict[str, bool] = {
     "lr": True,
+    "spectral_lr": True,
     "batch_size": True,
     "beta1": False,
     "beta2": False,
@@ -39,11 +43,15 @@ SWEEPABLE: dict[str, bool] = {
 #: 2^(1/2) spacing or finer to resolve SP's drift).
 DEFAULT_VALUES: dict[str, list[float]] = {
     "lr": [2.0 ** (k / 2) for k in range(-26, -9)],
+    "spectral_lr": [2.0 ** (k / 2) for k in range(-26, -9)],
     "batch_size": [4, 8, 16, 32, 64],
     "beta1": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
     "beta2": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
     "weight_decay": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
 }
+
+#: Swept names that are not :class:`HParams` fields, and the field whose rules they follow.
+HPARAM_OF: dict[str, str] = {"spectral_lr": "lr"}
 
 #: Study user attribute ``kind`` of landscape studies.
 KIND = "landscape"
@@ -174,7 +182,7 @@ def check_values(param: str, values: Any) -> list[float]:
     for v in values:
         if isinstance(v, np.generic):
             v = v.item()
-        v = check_hparam(param, v)
+        v = check_hparam(HPARAM_OF.get(param, param), v)
         if SWEEPABLE[param] and not v > 0:
             raise TransferTuneError(f"{param} is swept on a log scale: values must be > 0")
         out.append(v)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -17,7 +18,12 @@ from transfer_tune.analysis.landscape.config import SWEEPABLE, SweepConfig
 from transfer_tune.analysis.landscape.data import SweepData
 from transfer_tune.analysis.landscape.results import LandscapeRow, finished_ok
 from transfer_tune.core.model import FNO
-from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.parametrization import (
+    SCALED_ROLES,
+    Parametrization,
+    RoleScale,
+    get_parametrization,
+)
 from transfer_tune.core.train import HParams, evaluate, fit, resolve_device
 from transfer_tune.errors import DivergenceError
 from transfer_tune.search.workers import record_worker
@@ -35,6 +41,31 @@ def suggest(trial: optuna.Trial, config: SweepConfig) -> tuple[dict[str, float],
             point[p] = trial.suggest_float(p, float(low), float(high), log=SWEEPABLE[p])
     seed = trial.suggest_int("seed", min(config.seeds), max(config.seeds))
     return point, seed
+
+
+@dataclass(frozen=True)
+class SpectralRate(Parametrization):
+    """A parametrization whose spectral weights train at ``spectral_factor`` times their rate.
+
+    The R-only sweep: R's Adam rate becomes ``spectral_lr * m_R(K)`` (``m_R`` from the
+    parametrization's own table, so the rule is read, not re-derived) while every other group
+    keeps ``lr * m(K)``; initial values are unchanged.
+    """
+
+    spectral_factor: float = 1.0
+
+    @classmethod
+    def of(cls, base: Parametrization, factor: float) -> SpectralRate:
+        """``base`` with R's learning rate multiplied by ``factor``."""
+        return cls(base.kind, base.base_modes, base.spectral_std, float(factor))
+
+    def role_scales(self, modes: int, dim: int) -> dict[str, RoleScale]:
+        """The base table, R's learning-rate multiplier times ``spectral_factor``."""
+        scales = super().role_scales(modes, dim)
+        return {
+            role: RoleScale(s.init, s.lr * self.spectral_factor) if role in SCALED_ROLES else s
+            for role, s in scales.items()
+        }
 
 
 class DuplicateRun(Exception):
@@ -78,9 +109,14 @@ class Objective:
             trial.set_user_attr("duplicate", f"trial {holder} already holds this grid point")
             trial.study.stop()  # the grid is exhausted for this worker
             raise DuplicateRun
-        hparams = HParams.from_dict({**self.config.hparams, **point})
+        rates = dict(point)
+        spectral_lr = rates.pop("spectral_lr", None)
+        hparams = HParams.from_dict({**self.config.hparams, **rates})
+        parametrization = self.parametrization
+        if spectral_lr is not None:
+            parametrization = SpectralRate.of(parametrization, spectral_lr / hparams.lr)
         model = FNO(**self.config.model_kwargs(self.modes))
-        self.parametrization.initialize(model, generator=torch.Generator().manual_seed(seed))
+        parametrization.initialize(model, generator=torch.Generator().manual_seed(seed))
 
         def report(record: Any) -> None:
             value = record.val_loss if record.val_loss is not None else record.train_loss
@@ -94,7 +130,7 @@ class Objective:
                 hparams,
                 self.config.epochs,
                 callbacks=[report],
-                parametrization=self.parametrization,
+                parametrization=parametrization,
                 seed=seed,
                 device=self.device,
             )
