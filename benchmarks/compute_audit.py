@@ -1,37 +1,48 @@
-"""Is tuning a small proxy cheaper than tuning the large model, at equal quality?
+"""Is tuning a small-K proxy and transferring with µP as good as tuning the large-K model?
 
 Usage::
 
-    python benchmarks/compute_audit.py              # full: Darcy 32 x 32, K 4 -> 16
-    python benchmarks/compute_audit.py --quick      # tiny sizes, seconds
-    python benchmarks/compute_audit.py --problem burgers --json out.json
+    python benchmarks/compute_audit.py            # full: Darcy 32 x 32, K 4 -> 16, 5 seeds
+    python benchmarks/compute_audit.py --quick    # tiny sizes, seconds (the test suite's)
+    python benchmarks/compute_audit.py --readme-from benchmarks/results/compute_audit.json
 
-Same problem, same search space, same number of trials, same sampler (TPE) seed:
+Four arms, each with the same search space, number of trials, epochs per trial, sampler (TPE,
+median pruner) and seed, and the same final-run budget (``final_epochs`` at K_target):
 
-(a) ``tune_then_transfer(proxy_modes=K_proxy, target_modes=K_target)``: the Optuna search on
-    the small-K proxy, then one µP-transferred run of the target;
-(b) ``tune_then_transfer(proxy_modes=K_target, target_modes=K_target)``: the same search run
-    directly on the target K (µP at K = K_base is SP, so this is plain tuning of the large
-    model), then its best configuration trained once with the target's epochs.
+(a) search on the proxy (K_proxy; µP with K_base = K_proxy, i.e. the SP model) and µP
+    transfer to K_target (:func:`transfer_tune.tune_then_transfer`);
+(b) search directly at K_target under SP, final run under SP;
+(c) search directly at K_target under µP with K_base = K_proxy, final run under the same µP:
+    the same final parametrization as (a), so (a) vs (c) is the transfer alone;
+(d) naive transfer: the values (a)'s search found, reused unchanged at K_target under SP
+    (its search is (a)'s, reused: same cost).
 
-Reported for both: wall time of the search and of the final run, FLOP estimates
-(:mod:`transfer_tune.core.flops`: every epoch each trial actually ran, training on the whole
-training set plus the validation pass, and the same for the final run plus its test pass),
-the ratio (a)/(b), the chosen hyperparameters and the final model's test error (relative L2
-in physical units). The datasets are generated before the clock starts; every run uses a fresh
-storage in a temporary folder (timings of a resumed search would mean nothing).
+Seed s drives the sampler, every initialisation and the batch order of every arm; the data set
+is the same for all seeds. Before the arms, a check trains K_proxy and K_target once each with
+the same reference hyperparameters: if the target's K does not beat the proxy's on this
+problem, the audit cannot show anything and says so.
 
-The full mode repeats the pair for three seeds (seed s: TPE seed s for both arms, model
-initialisations and batch orders from s as well) and ends with a summary over the seeds:
-one pair of single-seed searches is too noisy to compare test errors.
+Search seconds are the sum of the trials' durations, search FLOPs the estimate of
+:func:`transfer_tune.core.flops.search_flops` (every epoch each trial ran, pruned and diverged
+ones included, with validation passes and Adam updates), both read from ``result.compute``
+(:func:`transfer_tune.api.compute_summary`). The test error is the relative L2 error in
+physical units on the test split. Paired comparisons across seeds: the mean difference with a
+t-based 95 % interval, the paired t-test, the exact Wilcoxon signed-rank test and the exact
+sign test (two-sided).
+
+The full run writes ``benchmarks/results/compute_audit.json`` and rewrites the block between
+``<!-- compute_audit:begin -->`` and ``<!-- compute_audit:end -->`` in ``benchmarks/README.md``
+from that JSON (``--readme-from`` redoes only that), so no number there is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -39,13 +50,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
 from machine import cpu_model, load_average  # noqa: E402
 
-from transfer_tune.core.flops import forward_flops, train_step_flops  # noqa: E402
-
+RESULTS = ROOT / "benchmarks" / "results" / "compute_audit.json"
+README = ROOT / "benchmarks" / "README.md"
+BEGIN, END = "<!-- compute_audit:begin -->", "<!-- compute_audit:end -->"
+ARMS = {
+    "a": "(a) proxy search + µTransfer",
+    "b": "(b) direct search, SP",
+    "c": "(c) direct search, µP",
+    "d": "(d) naive transfer, SP",
+}
+#: Paired comparisons reported (first minus second, in test error).
+PAIRS = (("b", "a"), ("c", "a"), ("d", "a"), ("c", "b"))
 PAPER = (
     "µTransfer-FNO (arXiv 2506.19396) against tuning the large model directly: Navier-Stokes "
     "5.34 % vs 5.69 % test error at 0.30x the tuning compute; Darcy 1.22 % vs 1.25 % at 1.38x."
@@ -63,285 +84,496 @@ class Setup:
     width: int
     n_layers: int
     n_trials: int
-    proxy_epochs: int
-    target_epochs: int
+    search_epochs: int
+    final_epochs: int
     search_space: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    #: Spaced apart: trial t of seed s samples with sampler seed s + t and initialises with
+    #: s + t, so seeds closer than ``n_trials`` would share trials.
+    seeds: tuple[int, ...] = (0, 1000, 2000, 3000, 4000)
+    #: Hyperparameters of the "does the target's K beat the proxy's?" check.
+    check_hparams: dict[str, Any] = field(default_factory=lambda: {"lr": 3e-3, "batch_size": 8})
+    check_seeds: tuple[int, ...] = (0, 1000)
 
 
-FULL = {
-    "darcy": Setup(
-        problem="darcy",
-        overrides={"resolution": 32, "n_fine": 125, "n_train": 96, "n_val": 32, "n_test": 128},
-        proxy_modes=4,
-        target_modes=16,
-        width=32,
-        n_layers=4,
-        n_trials=16,
-        proxy_epochs=8,
-        target_epochs=20,
-        search_space={"batch_size": [8, 16, 32]},
-    ),
-    "burgers": Setup(
-        problem="burgers",
-        overrides={"resolution": 128, "n_train": 192, "n_val": 32, "n_test": 128},
-        proxy_modes=4,
-        target_modes=32,
-        width=32,
-        n_layers=4,
-        n_trials=16,
-        proxy_epochs=10,
-        target_epochs=30,
-        search_space={"batch_size": [8, 16, 32]},
-    ),
-}
-QUICK = {
-    "darcy": Setup(
-        problem="darcy",
-        overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
-        proxy_modes=2,
-        target_modes=4,
-        width=8,
-        n_layers=2,
-        n_trials=3,
-        proxy_epochs=2,
-        target_epochs=2,
-        search_space={"batch_size": [8]},
-        seeds=(0,),
-    ),
-    "burgers": Setup(
-        problem="burgers",
-        overrides={"resolution": 32, "n_fine": 256, "n_train": 16, "n_val": 4, "n_test": 8},
-        proxy_modes=2,
-        target_modes=8,
-        width=8,
-        n_layers=2,
-        n_trials=3,
-        proxy_epochs=2,
-        target_epochs=2,
-        search_space={"batch_size": [8]},
-        seeds=(0,),
-    ),
-}
+FULL = Setup(
+    problem="darcy",
+    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
+    proxy_modes=4,
+    target_modes=16,
+    width=16,
+    n_layers=4,
+    n_trials=12,
+    search_epochs=6,
+    final_epochs=16,
+    search_space={"batch_size": [8, 16, 32]},
+)
+QUICK = Setup(
+    problem="darcy",
+    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
+    proxy_modes=2,
+    target_modes=4,
+    width=8,
+    n_layers=2,
+    n_trials=3,
+    search_epochs=2,
+    final_epochs=2,
+    search_space={"batch_size": [8]},
+    seeds=(0, 1000),
+    check_seeds=(0,),
+)
 
 
-def epoch_flops(config: dict, grid: tuple[int, ...], n_train: int, n_val: int) -> float:
-    """FLOPs of one epoch: training on every sample, then the validation forward pass."""
-    return train_step_flops(config, grid, n_train) + forward_flops(config, grid, n_val)
+# -- running ----------------------------------------------------------------------------------
+def reference_check(setup: Setup, problem: Any) -> dict:
+    """Train K_proxy and K_target under SP with the same hyperparameters: does K matter?"""
+    import torch
+
+    from transfer_tune.core.model import FNO
+    from transfer_tune.core.parametrization import get_parametrization
+    from transfer_tune.core.train import HParams, TrainData, fit
+    from transfer_tune.search.transfer import physical_error
+
+    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
+    xt, yt = problem.dataset("test")
+    rows = []
+    for seed in setup.check_seeds:
+        for modes in (setup.proxy_modes, setup.target_modes):
+            model = FNO(
+                dim=problem.dim,
+                modes=modes,
+                width=setup.width,
+                n_layers=setup.n_layers,
+                in_channels=problem.in_channels,
+                out_channels=problem.out_channels,
+            )
+            par = get_parametrization("sp", base_modes=modes)
+            par.initialize(model, generator=torch.Generator().manual_seed(seed))
+            start = time.perf_counter()
+            hp = HParams(**setup.check_hparams)
+            fit(model, data, hp, setup.final_epochs, parametrization=par, seed=seed, device="cpu")
+            rows.append(
+                {
+                    "seed": seed,
+                    "modes": modes,
+                    "test_l2": physical_error(model.cpu(), problem, xt, yt),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+    err = {k: [r["test_l2"] for r in rows if r["modes"] == k] for k in {r["modes"] for r in rows}}
+    proxy, target = err[setup.proxy_modes], err[setup.target_modes]
+    return {
+        "hparams": setup.check_hparams,
+        "epochs": setup.final_epochs,
+        "rows": rows,
+        "target_beats_proxy": all(t < p for t, p in zip(target, proxy, strict=True)),
+        "mean_ratio": _mean(target) / _mean(proxy),
+    }
 
 
-def search_flops(study: Any, config: dict, grid: tuple[int, ...], n_train: int, n_val: int):
-    """FLOPs and epochs of every epoch each trial of ``study`` ran (pruned ones included)."""
+def _sp_plan(plan: Any) -> Any:
+    """``plan`` with its values unchanged and every multiplier SP's (arm (d))."""
+    from transfer_tune.core.parametrization import get_parametrization
+    from transfer_tune.search.transfer import GroupPlan
+
+    sp = get_parametrization("sp", base_modes=plan.base_modes)
+    scales = sp.role_scales(plan.modes, plan.dim)
+    groups = [GroupPlan(role, s.lr, s.init, plan.lr * s.lr) for role, s in scales.items()]
+    return dataclasses.replace(plan, parametrization=sp.to_dict(), groups=groups)
+
+
+def _record(
+    arm: str,
+    seed: int,
+    study: Any,
+    plan: Any,
+    target: Any,
+    compute: dict,
+    search_cpu: float,
+    final_cpu: float,
+) -> dict:
     from optuna.trial import TrialState
 
-    epochs = 0
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
-            continue
-        ran = len(trial.intermediate_values)
-        if "diverged" in trial.user_attrs:
-            ran += 1  # the epoch that diverged was trained but not reported
-        epochs += ran
-    return epochs * epoch_flops(config, grid, n_train, n_val), epochs
-
-
-def run_arm(label: str, setup: Setup, proxy_modes: int, storage: str, seed: int) -> dict:
-    """One arm of the audit: search at ``proxy_modes``, then the target run at K_target."""
-    import transfer_tune
-    from pdes import load_problem
-
-    problem = load_problem(setup.problem, setup.overrides)
-    start = time.perf_counter()
-    result = transfer_tune.tune_then_transfer(
-        problem=problem,
-        proxy_modes=proxy_modes,
-        target_modes=setup.target_modes,
-        width=setup.width,
-        n_layers=setup.n_layers,
-        n_trials=setup.n_trials,
-        proxy_epochs=setup.proxy_epochs,
-        target_epochs=setup.target_epochs,
-        search_space=setup.search_space or None,
-        storage=storage,
-        study_name=f"audit-{setup.problem}-{label}-seed{seed}",
-        n_jobs=1,
-        seed=seed,
-        device="cpu",
-        progress=False,
-        annotate=False,
-    )
-    wall = time.perf_counter() - start
-    grid = tuple(problem.grid_shape)
-    proxy_config = dict(result.study.user_attrs["model"])
-    target_config = dict(result.target_plan.model)
-    s_flops, s_epochs = search_flops(
-        result.study, proxy_config, grid, problem.n_train, problem.n_val
-    )
-    t_flops = result.target_plan.epochs * epoch_flops(
-        target_config, grid, problem.n_train, problem.n_val
-    ) + forward_flops(target_config, grid, problem.n_test)
-    metrics = result.target.metrics
-    states = [t.state.name for t in result.study.get_trials(deepcopy=False)]
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    par = plan.parametrization
+    spectral = next(g for g in plan.groups if g.role == "spectral")
     return {
-        "arm": label,
+        "arm": arm,
         "seed": seed,
-        "search_modes": proxy_modes,
-        "target_modes": setup.target_modes,
-        "wall_seconds": wall,
-        "search_seconds": result.compute["proxy_seconds"],
-        "target_seconds": result.compute["target_seconds"],
-        "search_flops": s_flops,
-        "search_epochs": s_epochs,
-        "target_flops": t_flops,
-        "total_flops": s_flops + t_flops,
-        "complete_trials": states.count("COMPLETE"),
-        "pruned_trials": states.count("PRUNED"),
-        "best_search_val": result.study.best_value,
-        "params": result.proxy_params,
-        "test_l2": metrics["test_l2"],
-        "test_l2_fine": metrics.get("test_l2_fine"),
-        "target_val_loss": metrics["val_loss"],
+        "search_modes": study.user_attrs["model"]["modes"],
+        "search_base_modes": study.user_attrs["parametrization"]["base_modes"],
+        "final_modes": plan.modes,
+        "final_parametrization": (
+            "SP"
+            if par["kind"] == "sp" or par["base_modes"] == plan.modes
+            else f"µP K_base={par['base_modes']}"
+        ),
+        "search_seconds": compute["proxy_seconds"],
+        "search_flops": compute["proxy_search_flops"],
+        "search_epochs": compute["proxy_search_epochs"],
+        "final_seconds": compute["target_seconds"],
+        "search_cpu_seconds": search_cpu,
+        "final_cpu_seconds": final_cpu,
+        "best_trial": study.best_trial.number,
+        "final_flops": compute["target_run_flops"],
+        "complete_trials": states.count(TrialState.COMPLETE),
+        "pruned_trials": states.count(TrialState.PRUNED),
+        "best_search_val": study.best_value,
+        "params": {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")},
+        "spectral_lr": spectral.lr,
+        "spectral_init": spectral.init_multiplier,
+        "test_l2": target.metrics["test_l2"],
+        "final_val_loss": target.metrics["val_loss"],
     }
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
+def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, dict]:
+    """The four arms for one seed, composed as :func:`transfer_tune.tune_then_transfer` is.
 
+    ``tune`` -> ``plan_transfer`` -> ``run_target`` -> ``compute_summary`` (what builds
+    ``result.compute``), called one by one so that each phase's CPU time is measured apart
+    from its wall time (the machine is shared: CPU seconds are the fairer cost).
+    """
+    from transfer_tune.api import compute_summary
+    from transfer_tune.search.transfer import plan_transfer, run_target
+    from transfer_tune.search.tune import tune
 
-def print_table(a: dict, b: dict, title: str) -> None:
-    """The audit table of one seed in Markdown."""
-    print(f"\n{title}")
-    print(
-        "\n| arm | search K | search s | search GFLOP (epochs) | final run s | final run GFLOP | "
-        "total s | total GFLOP | best search val | chosen lr, batch, beta1, beta2 | "
-        "final test rel-L2 |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r, name in ((a, "(a) proxy + µTransfer"), (b, "(b) tune target directly")):
-        p = r["params"]
-        print(
-            f"| {name} | {r['search_modes']} | {r['search_seconds']:.1f} | "
-            f"{r['search_flops'] / 1e9:.4g} ({r['search_epochs']}) | {r['target_seconds']:.1f} | "
-            f"{r['target_flops'] / 1e9:.4g} | {r['search_seconds'] + r['target_seconds']:.1f} | "
-            f"{r['total_flops'] / 1e9:.4g} | {r['best_search_val']:.4f} | "
-            f"{p['lr']:.2e}, {p['batch_size']}, {p['beta1']:.3f}, {p['beta2']:.4f} | "
-            f"{100 * r['test_l2']:.2f} % |"
+    def search(modes: int, base_modes: int, name: str) -> tuple[Any, float]:
+        cpu = time.process_time()
+        study = tune(
+            problem,
+            modes,
+            setup.width,
+            setup.n_layers,
+            setup.n_trials,
+            setup.search_epochs,
+            search_space=setup.search_space or None,
+            storage=storage,
+            study_name=f"{name}-seed{seed}",
+            seed=seed,
+            device="cpu",
+            progress=False,
+            base_modes=base_modes,
         )
-    ta = a["search_seconds"] + a["target_seconds"]
-    tb = b["search_seconds"] + b["target_seconds"]
-    print(
-        f"| ratio (a)/(b) | | {_ratio(a['search_seconds'], b['search_seconds']):.2f} | "
-        f"{_ratio(a['search_flops'], b['search_flops']):.2f} | "
-        f"{_ratio(a['target_seconds'], b['target_seconds']):.2f} | "
-        f"{_ratio(a['target_flops'], b['target_flops']):.2f} | {_ratio(ta, tb):.2f} | "
-        f"{_ratio(a['total_flops'], b['total_flops']):.2f} | | | "
-        f"{_ratio(a['test_l2'], b['test_l2']):.2f} |"
-    )
+        return study, time.process_time() - cpu
+
+    def final(arm: str, study: Any, plan: Any, search_cpu: float) -> dict:
+        cpu, start = time.process_time(), time.perf_counter()
+        target = run_target(
+            plan,
+            storage,
+            study_name=f"{arm}-seed{seed}-final",
+            seed=seed,
+            device="cpu",
+            progress=False,
+        )
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        compute = compute_summary(study, plan, problem, seconds)
+        return _record(arm, seed, study, plan, target, compute, search_cpu, cpu)
+
+    k, k0 = setup.target_modes, setup.proxy_modes
+    study_a, cpu_a = search(k0, k0, "a")  # µP with K_base = K at K: the SP model
+    plan_a = plan_transfer(study_a, k, setup.final_epochs)
+    study_b, cpu_b = search(k, k, "b")  # SP at K_target; its plan is SP too (K = K_base)
+    study_c, cpu_c = search(k, k0, "c")  # µP at K_target relative to K_proxy
+    return {
+        "a": final("a", study_a, plan_a, cpu_a),
+        "b": final("b", study_b, plan_transfer(study_b, k, setup.final_epochs), cpu_b),
+        "c": final("c", study_c, plan_transfer(study_c, k, setup.final_epochs), cpu_c),
+        "d": final("d", study_a, _sp_plan(plan_a), cpu_a),
+    }
 
 
-def _mean(records: list[dict], key: str) -> float:
-    return sum(r[key] for r in records) / len(records)
+# -- statistics -------------------------------------------------------------------------------
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
 
 
-def _sd(records: list[dict], key: str) -> float:
-    if len(records) < 2:
+def _sd(xs: list[float]) -> float:
+    if len(xs) < 2:
         return 0.0
-    m = _mean(records, key)
-    return math.sqrt(sum((r[key] - m) ** 2 for r in records) / (len(records) - 1))
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
-def print_summary(arms_a: list[dict], arms_b: list[dict]) -> None:
-    """Means over the seeds (test error with its standard deviation) and their ratios."""
-    print(f"\nSummary over {len(arms_a)} seed(s): means (test error: mean ± s.d. over seeds)")
-    print(
-        "\n| arm | search s | search GFLOP | final run s | total s | total GFLOP | "
-        "final test rel-L2 | seeds (a) better |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    better = sum(a["test_l2"] < b["test_l2"] for a, b in zip(arms_a, arms_b, strict=True))
-    for recs, name, wins in (
-        (arms_a, "(a) proxy + µTransfer", f"{better}/{len(arms_a)}"),
-        (arms_b, "(b) tune target directly", ""),
-    ):
-        print(
-            f"| {name} | {_mean(recs, 'search_seconds'):.1f} | "
-            f"{_mean(recs, 'search_flops') / 1e9:.4g} | {_mean(recs, 'target_seconds'):.1f} | "
-            f"{_mean(recs, 'search_seconds') + _mean(recs, 'target_seconds'):.1f} | "
-            f"{_mean(recs, 'total_flops') / 1e9:.4g} | {100 * _mean(recs, 'test_l2'):.2f} ± "
-            f"{100 * _sd(recs, 'test_l2'):.2f} % | {wins} |"
-        )
-    total = {
-        k: sum(r["search_seconds"] + r["target_seconds"] for r in recs)
-        for k, recs in (("a", arms_a), ("b", arms_b))
+def paired(first: list[float], second: list[float]) -> dict:
+    """Paired comparison of ``first - second`` across seeds (two-sided tests)."""
+    from scipy import stats
+
+    diffs = [f - s for f, s in zip(first, second, strict=True)]
+    n = len(diffs)
+    mean, sd = _mean(diffs), _sd(diffs)
+    out: dict[str, Any] = {"n": n, "diffs": diffs, "mean": mean, "sd": sd}
+    out["first_lower"] = sum(d < 0 for d in diffs)
+    out["second_lower"] = sum(d > 0 for d in diffs)
+    if n >= 2 and sd > 0:
+        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        out["ci95"] = [mean - half, mean + half]
+        out["t_p"] = float(stats.ttest_rel(first, second).pvalue)
+    else:
+        out["ci95"], out["t_p"] = [math.nan, math.nan], math.nan
+    nonzero = [d for d in diffs if d != 0]
+    if nonzero:
+        out["wilcoxon_p"] = float(stats.wilcoxon(nonzero, method="exact").pvalue)
+        k = out["first_lower"]
+        out["sign_p"] = float(stats.binomtest(k, len(nonzero), 0.5).pvalue)
+    else:
+        out["wilcoxon_p"] = out["sign_p"] = 1.0
+    return out
+
+
+def _costs(recs: list[dict]) -> dict[str, float]:
+    """Mean costs per seed of one arm's records."""
+    keys = ("search_seconds", "search_cpu_seconds", "search_flops", "final_seconds")
+    out = {k: _mean([r[k] for r in recs]) for k in (*keys, "final_cpu_seconds", "final_flops")}
+    out["total_seconds"] = out["search_seconds"] + out["final_seconds"]
+    out["total_cpu_seconds"] = out["search_cpu_seconds"] + out["final_cpu_seconds"]
+    out["total_flops"] = out["search_flops"] + out["final_flops"]
+    return out
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    """Means over seeds, ratios to arm (b), the paired tests, and how often arms agree."""
+    base = _costs(runs["b"])
+    b_err = _mean([r["test_l2"] for r in runs["b"]])
+    arms = {}
+    for arm, recs in runs.items():
+        errs = [r["test_l2"] for r in recs]
+        costs = _costs(recs)
+        same = sum(r["params"] == a["params"] for r, a in zip(recs, runs["a"], strict=True))
+        arms[arm] = {
+            "test_l2_mean": _mean(errs),
+            "test_l2_sd": _sd(errs),
+            "test_l2": errs,
+            **costs,
+            **{
+                f"{k}_vs_b": costs[k] / base[k]
+                for k in ("search_seconds", "search_cpu_seconds", "search_flops", "total_flops")
+            },
+            "total_cpu_seconds_vs_b": costs["total_cpu_seconds"] / base["total_cpu_seconds"],
+            "test_l2_vs_b": _mean(errs) / b_err,
+            "same_values_as_a": same,
+        }
+    tests = {
+        f"{x}-{y}": paired([r["test_l2"] for r in runs[x]], [r["test_l2"] for r in runs[y]])
+        for x, y in PAIRS
     }
-    print(
-        f"| ratio (a)/(b) | "
-        f"{_ratio(_mean(arms_a, 'search_seconds'), _mean(arms_b, 'search_seconds')):.2f} | "
-        f"{_ratio(_mean(arms_a, 'search_flops'), _mean(arms_b, 'search_flops')):.2f} | "
-        f"{_ratio(_mean(arms_a, 'target_seconds'), _mean(arms_b, 'target_seconds')):.2f} | "
-        f"{_ratio(total['a'], total['b']):.2f} | "
-        f"{_ratio(_mean(arms_a, 'total_flops'), _mean(arms_b, 'total_flops')):.2f} | "
-        f"{_ratio(_mean(arms_a, 'test_l2'), _mean(arms_b, 'test_l2')):.2f} | |"
-    )
-    print(f"\n{PAPER}")
+    return {"arms": arms, "tests": tests}
 
 
+# -- the tables (stdout and README, from the record alone) -------------------------------------
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _p(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.3f}"
+
+
+def render(record: dict) -> str:
+    """The Markdown block of the audit, from the JSON record alone."""
+    s, env, check = record["setup"], record["env"], record["check"]
+    summ, runs = record["summary"], record["runs"]
+    n = len(s["seeds"])
+    lines = [
+        f"{s['problem']} {s['overrides']}; width {s['width']}, {s['n_layers']} layers; "
+        f"K {s['proxy_modes']} -> {s['target_modes']}; {s['n_trials']} trials x "
+        f"{s['search_epochs']} epochs (TPE, median pruner), search space overrides "
+        f"{s['search_space']}; final run {s['final_epochs']} epochs at K = {s['target_modes']}; "
+        f"seeds {list(s['seeds'])}.",
+        "",
+        f"Command: `{record['command']}`; {env['total_seconds']:.0f} s wall"
+        + (f" ({env['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in env else "")
+        + ", one process, "
+        f"{env['threads']} torch thread(s), CPU {env['cpu']} (nproc {env['nproc']}), load "
+        f"average {env['load_before']} -> {env['load_after']}.",
+        "",
+        f"**Does the target's K matter here?** Both K trained under SP with the same "
+        f"hyperparameters {check['hparams']} for {check['epochs']} epochs (test rel-L2, %):",
+        "",
+        "| seed | K proxy | K target | target / proxy |",
+        "|---|---|---|---|",
+    ]
+    by_seed: dict[int, dict[int, float]] = {}
+    for r in check["rows"]:
+        by_seed.setdefault(r["seed"], {})[r["modes"]] = r["test_l2"]
+    for seed, errs in by_seed.items():
+        p, t = errs[s["proxy_modes"]], errs[s["target_modes"]]
+        lines.append(f"| {seed} | {_pct(p)} | {_pct(t)} | {t / p:.3f} |")
+    verdict = "yes" if check["target_beats_proxy"] else "NO: the audit below cannot show much"
+    lines += [
+        "",
+        f"Target better in every checked seed: {verdict} (mean ratio {check['mean_ratio']:.3f}).",
+        "",
+        f'Final test rel-L2 (%, physical units) over {n} seeds; "values = (a)\'s": seeds whose '
+        "search chose exactly (a)'s lr, batch and betas; costs are means per seed (wall seconds "
+        "are the trials' durations on a shared machine, CPU seconds this process's), ratios to "
+        "arm (b):",
+        "",
+        "| arm | searched at | final run | test rel-L2 mean ± sd | per seed | values = (a)'s | "
+        "search s (CPU s) | search GFLOP | final s (CPU s) | total CPU s | total GFLOP | "
+        "search CPU / (b) | search FLOP / (b) | total CPU / (b) | total FLOP / (b) | "
+        "test error / (b) |",
+        "|" + "---|" * 16,
+    ]
+    for arm, name in ARMS.items():
+        a, r0 = summ["arms"][arm], runs[arm][0]
+        searched = f"K={r0['search_modes']} (µP K_base={r0['search_base_modes']})"
+        if r0["search_modes"] == r0["search_base_modes"]:
+            searched = f"K={r0['search_modes']} (SP)"
+        lines.append(
+            f"| {name} | {searched} | {r0['final_parametrization']} | "
+            f"{_pct(a['test_l2_mean'])} ± {_pct(a['test_l2_sd'])} | "
+            f"{', '.join(_pct(x) for x in a['test_l2'])} | {a['same_values_as_a']}/{n} | "
+            f"{a['search_seconds']:.1f} ({a['search_cpu_seconds']:.1f}) | "
+            f"{a['search_flops'] / 1e9:.1f} | "
+            f"{a['final_seconds']:.1f} ({a['final_cpu_seconds']:.1f}) | "
+            f"{a['total_cpu_seconds']:.1f} | {a['total_flops'] / 1e9:.1f} | "
+            f"{a['search_cpu_seconds_vs_b']:.2f} | {a['search_flops_vs_b']:.2f} | "
+            f"{a['total_cpu_seconds_vs_b']:.2f} | {a['total_flops_vs_b']:.2f} | "
+            f"{a['test_l2_vs_b']:.3f} |"
+        )
+    lines += [
+        "",
+        "Paired differences of the test error across seeds (first minus second, percentage "
+        "points; 95 % interval from the t distribution; two-sided p of the paired t-test, the "
+        "exact Wilcoxon signed-rank test and the exact sign test):",
+        "",
+        "| pair | mean diff (pp) [95 % CI] | seeds first lower | paired t p | Wilcoxon p | "
+        "sign p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for x, y in PAIRS:
+        t = summ["tests"][f"{x}-{y}"]
+        lo, hi = t["ci95"]
+        ci = "n/a" if not math.isfinite(lo) else f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+        lines.append(
+            f"| ({x}) - ({y}) | {100 * t['mean']:+.2f} {ci} | {t['first_lower']}/{t['n']} | "
+            f"{_p(t['t_p'])} | {_p(t['wilcoxon_p'])} | {_p(t['sign_p'])} |"
+        )
+    smallest = 2.0 / 2**n
+    lines += [
+        "",
+        f"With {n} seeds the smallest two-sided p an exact sign or Wilcoxon test can give is "
+        f"{smallest:.4f}.",
+        "",
+        "Chosen values per seed (lr / batch / β1 / β2, the best trial's number; the spectral "
+        "weights' rate in the final run in brackets) and the test error (%):",
+        "",
+        "| seed | " + " | ".join(ARMS[a] for a in ARMS) + " |",
+        "|---|" + "---|" * len(ARMS),
+    ]
+    for i, seed in enumerate(s["seeds"]):
+        cells = []
+        for arm in ARMS:
+            r = runs[arm][i]
+            p = r["params"]
+            cells.append(
+                f"{p['lr']:.2e} / {p['batch_size']} / {p['beta1']:.3f} / {p['beta2']:.4f}, "
+                f"#{r['best_trial']} [{r['spectral_lr']:.2e}]; {_pct(r['test_l2'])}"
+            )
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    lines += ["", PAPER]
+    return "\n".join(lines)
+
+
+def write_readme(block: str, path: Path = README) -> None:
+    """Replace the marked block of ``path`` with ``block``."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
+# -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--problem", default="darcy", choices=sorted(FULL))
-    parser.add_argument("--json", type=Path, default=None, help="also write the records here")
+    parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1,2")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--json", type=Path, default=None, help=f"record file (full mode default: {RESULTS})"
+    )
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not rewrite the README block (full mode)"
+    )
+    parser.add_argument(
+        "--readme-from", type=Path, default=None, help="only rewrite the README block from JSON"
+    )
     args = parser.parse_args(argv)
-    setup = (QUICK if args.quick else FULL)[args.problem]
+    if args.readme_from is not None:
+        record = json.loads(args.readme_from.read_text())
+        write_readme(render(record))
+        print(render(record))
+        return 0
+    setup = QUICK if args.quick else FULL
+    if args.seeds:
+        setup = dataclasses.replace(setup, seeds=tuple(int(x) for x in args.seeds.split(",")))
     import optuna
+    import torch
 
     from pdes import load_problem
+    from transfer_tune.search.transfer import _fine_problem
 
+    torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = {
+    env: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
         "load_before": load_average(),
     }
     print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
-    print(
-        f"{setup.problem} {setup.overrides}: width {setup.width}, {setup.n_layers} layers, "
-        f"{setup.n_trials} trials x {setup.proxy_epochs} epochs (TPE, median pruner), seeds "
-        f"{list(setup.seeds)}, final run {setup.target_epochs} epochs at K = {setup.target_modes}; "
-        f"search space overrides {setup.search_space}",
-        flush=True,
-    )
     problem = load_problem(setup.problem, setup.overrides)
     for split in ("train", "val", "test"):
         problem.dataset(split)  # generated (or read from the cache) before any clock starts
-    arms_a: list[dict] = []
-    arms_b: list[dict] = []
+    fine = _fine_problem(problem, None)
+    if fine is not None:
+        fine.dataset("test")
     start = time.perf_counter()
+    check = reference_check(setup, problem)
+    for r in check["rows"]:
+        print(f"check seed {r['seed']} K={r['modes']}: test rel-L2 {r['test_l2']:.4f}", flush=True)
+    print(
+        f"target K={setup.target_modes} beats proxy K={setup.proxy_modes} at the same "
+        f"hyperparameters in every checked seed: {check['target_beats_proxy']} (mean ratio "
+        f"{check['mean_ratio']:.3f})",
+        flush=True,
+    )
+    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="compute_audit_") as tmp:
         storage = f"sqlite:///{Path(tmp) / 'audit.db'}"
         for seed in setup.seeds:
-            a = run_arm("proxy", setup, setup.proxy_modes, storage, seed)
-            b = run_arm("direct", setup, setup.target_modes, storage, seed)
-            print(
-                f"seed {seed}: (a) {a['wall_seconds']:.0f} s, (b) {b['wall_seconds']:.0f} s",
-                flush=True,
-            )
-            arms_a.append(a)
-            arms_b.append(b)
+            t0 = time.perf_counter()
+            out = run_seed(setup, problem, storage, seed)
+            for arm in ARMS:
+                runs[arm].append(out[arm])
+            errs = ", ".join(f"({a}) {100 * out[a]['test_l2']:.2f} %" for a in ARMS)
+            print(f"seed {seed}: {time.perf_counter() - t0:.0f} s; {errs}", flush=True)
     env["load_after"] = load_average()
     env["total_seconds"] = time.perf_counter() - start
-    for a, b in zip(arms_a, arms_b, strict=True):
-        print_table(a, b, f"seed {a['seed']}:")
-    print_summary(arms_a, arms_b)
-    print(
-        f"total {env['total_seconds']:.0f} s; load average {env['load_before']} -> "
-        f"{env['load_after']}"
-    )
-    if args.json is not None:
-        record = {"env": env, "setup": setup.__dict__, "a": arms_a, "b": arms_b}
-        args.json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    env["cpu_seconds"] = time.process_time()
+    command = "python benchmarks/compute_audit.py" + (" " + shlex.join(argv or sys.argv[1:]))
+    record = {
+        "command": command.strip(),
+        "env": env,
+        "setup": dataclasses.asdict(setup),
+        "check": check,
+        "runs": runs,
+        "summary": summarise(runs),
+    }
+    block = render(record)
+    print("\n" + block)
+    out_json = args.json if args.json is not None else (None if args.quick else RESULTS)
+    if out_json is not None:
+        out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"\nwrote {out_json}")
+    if not args.quick and not args.no_readme:
+        write_readme(block)
+        print(f"rewrote the compute-audit block of {README}")
     return 0
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.conftest import TINY_BURGERS
-from transfer_tune.api import tune_then_transfer
+from transfer_tune.api import trial_epochs, tune_then_transfer
+from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.transfer import load_checkpoint, transfer
 
@@ -89,6 +90,20 @@ def test_checkpoint_and_compute(result):
     c = result.compute
     assert c["proxy_seconds"] > 0 and c["target_seconds"] > 0
     assert 0 < c["proxy_step_flops"] < c["target_step_flops"]
+    # search FLOPs: every epoch every trial ran (from its curve), at the proxy's shapes
+    ran = [len(t.intermediate_values) for t in result.study.trials]
+    assert c["proxy_search_epochs"] == sum(ran) and 3 <= sum(ran) <= 6
+    setup_model = result.study.user_attrs["model"]
+    grid = (TINY_BURGERS["resolution"],)
+    n_train, n_val = TINY_BURGERS["n_train"], TINY_BURGERS["n_val"]
+    runs = trial_epochs(result.study)
+    assert [r.train_epochs for r in runs] == ran
+    assert c["proxy_search_flops"] == search_flops(runs, setup_model, grid, n_train, n_val) > 0
+    plan = result.target_plan
+    target_run = TrialEpochs(plan.batch_size, 2)
+    assert c["target_run_flops"] == run_flops(plan.model, grid, n_train, n_val, target_run)
+    assert c["search_to_target_flop_ratio"] == c["proxy_search_flops"] / c["target_run_flops"]
+    assert result.study.user_attrs["compute"] == c
     text = str(result)
     assert "optuna-dashboard" in text and "spectral" in text
 

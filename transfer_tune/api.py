@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from pdes import load_problem
-from transfer_tune.core.flops import train_step_flops
+from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops, train_step_flops
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import dashboard_command, normalize_url
 from transfer_tune.search.transfer import (
+    TargetEnergyWarning,
     TargetPlan,
     TargetResult,
+    added_target_energy,
     check_target,
+    energy_warning,
     plan_transfer,
     run_target,
 )
 from transfer_tune.search.tune import ProxySetup, best_values, tune
+
+#: Trial states whose epochs cost compute (surplus trials, failed at once, are skipped).
+_RAN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -45,7 +53,9 @@ class TransferResult:
                 f"compute: proxy search {c['proxy_seconds']:.1f} s, target run "
                 f"{c['target_seconds']:.1f} s; one step: proxy {c['proxy_step_flops']:.3g} "
                 f"FLOP, target {c['target_step_flops']:.3g} FLOP "
-                f"(ratio {c['step_flop_ratio']:.3f})",
+                f"(ratio {c['step_flop_ratio']:.3f}); whole search "
+                f"{c['proxy_search_flops']:.3g} FLOP = {c['search_to_target_flop_ratio']:.2f}x "
+                "the target run",
                 f"inspect: {dashboard_command(self.storage)}",
             ]
         )
@@ -57,6 +67,63 @@ def _search_seconds(study: optuna.Study) -> float:
         for t in study.get_trials(deepcopy=False)
         if t.duration is not None and "surplus" not in t.user_attrs
     )
+
+
+def trial_epochs(study: optuna.Study) -> list[TrialEpochs]:
+    """What every trial of a proxy ``study`` ran: its batch size and its epochs.
+
+    Complete, pruned and failed trials count (a pruned trial trained up to the epoch it was
+    stopped after; a diverged one also trained the epoch whose loss blew up, and validated it
+    only when it was the validation loss that diverged); surplus trials ran nothing.
+    """
+    runs = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in _RAN or "surplus" in t.user_attrs:
+            continue
+        batch = t.user_attrs.get("hparams", {}).get("batch_size", t.params.get("batch_size"))
+        if batch is None:  # a trial that failed before it sampled anything
+            continue
+        epochs = val = len(t.intermediate_values)
+        diverged = t.user_attrs.get("diverged")
+        if diverged is not None:
+            epochs += 1
+            val += str(diverged).startswith("validation")  # fit's message names the split
+        runs.append(TrialEpochs(int(batch), epochs, val))
+    return runs
+
+
+def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_seconds: float):
+    """``result.compute``: seconds and FLOP estimates of the search and of the target run.
+
+    Keys: ``proxy_seconds`` (sum of the trials' durations), ``target_seconds``,
+    ``proxy_step_flops`` / ``target_step_flops`` (one training step at the plan's batch size)
+    and ``step_flop_ratio``; ``proxy_search_flops`` (every epoch every trial ran, with its
+    validation pass and Adam updates, :func:`transfer_tune.core.flops.search_flops`),
+    ``proxy_search_epochs``, ``target_run_flops`` (the target's epochs, same counting; its
+    test evaluation excluded), ``search_to_target_flop_ratio`` and
+    ``search_fraction_of_target`` (the same ratio in seconds).
+    """
+    setup = ProxySetup.from_study(study)
+    grid = tuple(problem.grid_shape)
+    runs = trial_epochs(study)
+    s_flops = search_flops(runs, setup.model, grid, problem.n_train, problem.n_val)
+    t_run = TrialEpochs(plan.batch_size, plan.epochs)
+    t_flops = run_flops(plan.model, grid, problem.n_train, problem.n_val, t_run)
+    proxy_step = train_step_flops(setup.model, grid, plan.batch_size)
+    target_step = train_step_flops(plan.model, grid, plan.batch_size)
+    proxy_seconds = _search_seconds(study)
+    return {
+        "proxy_seconds": proxy_seconds,
+        "target_seconds": target_seconds,
+        "proxy_step_flops": proxy_step,
+        "target_step_flops": target_step,
+        "step_flop_ratio": proxy_step / target_step,
+        "proxy_search_flops": s_flops,
+        "proxy_search_epochs": sum(r.train_epochs for r in runs),
+        "target_run_flops": t_flops,
+        "search_to_target_flop_ratio": s_flops / t_flops,
+        "search_fraction_of_target": proxy_seconds / max(target_seconds, 1e-9),
+    }
 
 
 def tune_then_transfer(
@@ -83,6 +150,7 @@ def tune_then_transfer(
     target_study_name: str | None = None,
     progress: bool = True,
     annotate: bool = True,
+    model: Any = "fno",
 ) -> TransferResult:
     """Tune the proxy FNO (K = ``proxy_modes``), transfer with µP, train the target once.
 
@@ -113,6 +181,12 @@ def tune_then_transfer(
     annotate : bool
         Write optuna-dashboard notes, the tuning-history figure (HTML) and the checkpoint as
         artifacts on the proxy and target studies.
+    model : {"fno", "neuralop"}, callable or str
+        transfer-tune's FNO (default), neuraloperator 2.0's ``FNO`` (``pip install
+        "transfer-tune[neuralop]"``; K maps to ``n_modes = 2K - 2``), or a module-level
+        factory ``f(dim, modes, width, n_layers, in_channels, out_channels)`` or its path
+        ``"package.module:name"`` (:mod:`transfer_tune.core.factory`). Stored in the study,
+        so ``transfer`` in another process rebuilds it.
 
     Returns
     -------
@@ -122,6 +196,9 @@ def tune_then_transfer(
     url = normalize_url(storage)
     prob = load_problem(problem, problem_overrides)
     check_target(prob, target_modes, target_epochs, eval_resolution)  # before any trial
+    note = energy_warning(added_target_energy(prob, proxy_modes, target_modes), target_modes)
+    if note:  # said before the search, when the user can still choose another K
+        warnings.warn(note.removeprefix("warning: "), TargetEnergyWarning, stacklevel=2)
     study = tune(
         prob,
         proxy_modes,
@@ -139,6 +216,7 @@ def tune_then_transfer(
         device=device,
         train=train,
         progress=progress,
+        model=model,
     )
     plan = plan_transfer(study, target_modes, target_epochs)
     start = time.perf_counter()
@@ -152,20 +230,7 @@ def tune_then_transfer(
         progress=progress,
     )
     target_seconds = time.perf_counter() - start
-    setup = ProxySetup.from_study(study)
-    grid = prob.grid_shape
-    proxy_flops = train_step_flops(setup.model, grid, plan.batch_size)
-    target_flops = train_step_flops(plan.model, grid, plan.batch_size)
-    steps_per_epoch = -(-prob.n_train // plan.batch_size)
-    compute = {
-        "proxy_seconds": _search_seconds(study),
-        "target_seconds": target_seconds,
-        "proxy_step_flops": proxy_flops,
-        "target_step_flops": target_flops,
-        "step_flop_ratio": proxy_flops / target_flops,
-        "target_run_flops": target_flops * steps_per_epoch * plan.epochs,
-    }
-    compute["search_fraction_of_target"] = compute["proxy_seconds"] / max(target_seconds, 1e-9)
+    compute = compute_summary(study, plan, prob, target_seconds)
     study.set_user_attr("compute", compute)
     if annotate:
         from transfer_tune.report.dashboard import annotate_proxy_study

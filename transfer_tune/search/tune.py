@@ -17,7 +17,8 @@ mechanism the landscape sweeps share), so a rerun after a crash also ends with e
 
 from __future__ import annotations
 
-import os
+import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,7 +30,8 @@ from tqdm.auto import tqdm
 
 from pdes import load_problem
 from pdes.checks import as_int, as_stored
-from transfer_tune.core.model import FNO, check_modes
+from transfer_tune.core.factory import build_model, model_config
+from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
@@ -42,14 +44,20 @@ from transfer_tune.search.workers import (
     open_study_storage,
     record_worker,
     recover,
+    torch_threads,
 )
 
+#: The proxy study's objective, as the dashboard names it (the validation split, in the
+#: normalised units the model trains in).
+METRIC_NAME = "val rel-L2 (normalised)"
 #: Trial states that hold (or are about to hold) one of the study's ``n_trials``.
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_log = logging.getLogger("transfer_tune")
 __all__ = [
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
+    "METRIC_NAME",
     "Objective",
     "ProxySetup",
     "best_values",
@@ -58,7 +66,9 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "open_study_storage",
+    "pilot_horizon",
     "run_worker",
+    "set_horizon",
     "tune",
 ]
 
@@ -98,9 +108,9 @@ class ProxySetup:
         """Training hyperparameters from tuned ``values`` and the fixed ``train`` settings."""
         return HParams(**{**self.train, **values})
 
-    def build_model(self, seed: int) -> FNO:
-        """The proxy FNO, initialised under its parametrization with ``seed``."""
-        model = FNO(**self.model)
+    def build_model(self, seed: int) -> torch.nn.Module:
+        """The proxy model, initialised under its parametrization with ``seed``."""
+        model = build_model(self.model, seed=seed)
         par = get_parametrization(**self.parametrization)
         par.initialize(model, generator=torch.Generator().manual_seed(seed))
         return model
@@ -117,15 +127,25 @@ def count_finished(study: optuna.Study) -> int:
 
 
 class Objective:
-    """The proxy objective: train with the trial's values, report, prune, return val loss."""
+    """The proxy objective: train with the trial's values, report, prune, return val loss.
+
+    With a ``horizon`` h, a trial trains the first h epochs of the ``setup.epochs``-epoch
+    schedule and returns the validation loss after epoch h (see :func:`tune`).
+    """
 
     def __init__(
-        self, setup: ProxySetup, data: TrainData, n_trials: int, device: str = "auto"
+        self,
+        setup: ProxySetup,
+        data: TrainData,
+        n_trials: int,
+        device: str = "auto",
+        horizon: int | None = None,
     ) -> None:
         self.setup = setup
         self.data = data
         self.n_trials = n_trials
         self.device = device
+        self.horizon = horizon
         self.space = SearchSpace.from_dict(setup.search_space)
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -139,10 +159,11 @@ class Objective:
         seed = self.setup.seed + trial.number
         model = self.setup.build_model(seed)
 
-        def report(record) -> None:
+        def report(record) -> bool:
             trial.report(record.val_loss, record.epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
+            return self.horizon is not None and record.epoch + 1 >= self.horizon
 
         par = get_parametrization(**self.setup.parametrization)
         try:
@@ -161,6 +182,7 @@ class Objective:
             raise optuna.TrialPruned(f"diverged: {exc}") from exc
         trial.set_user_attr("train_loss", result.train_loss)
         trial.set_user_attr("seconds", result.seconds)
+        trial.set_user_attr("torch_threads", torch.get_num_threads())
         return result.val_loss
 
 
@@ -213,7 +235,8 @@ def run_worker(
     except KeyError as exc:
         raise TransferTuneError(f"no study named {study_name!r} in {redact_url(url)}") from exc
     setup = ProxySetup.from_study(study)
-    objective = Objective(setup, _load_data(setup.problem), n_trials, device)
+    horizon = (study.user_attrs.get("horizon") or {}).get("epochs")
+    objective = Objective(setup, _load_data(setup.problem), n_trials, device, horizon)
     done = 0
     bar = tqdm(
         total=n_trials,
@@ -256,6 +279,9 @@ def create_proxy_study(
         sampler=make_sampler(sampler, setup.seed),
         pruner=make_pruner(pruner),
     )
+    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAME])
     attrs = setup.to_attrs()
     if study.user_attrs.get("kind") is None:
         for key, value in attrs.items():
@@ -291,6 +317,9 @@ def tune(
     train: dict | None = None,
     problem_overrides: dict | None = None,
     progress: bool = True,
+    base_modes: int | None = None,
+    model: Any = "fno",
+    horizon: int | str | None = None,
 ) -> optuna.Study:
     """Tune lr, batch size and betas of the proxy FNO; resumable by study name.
 
@@ -307,13 +336,16 @@ def tune(
     epochs : int
         Training epochs per trial (the pruner may stop a trial earlier).
     search_space : dict or SearchSpace, optional
-        Overrides of the default ranges (see :mod:`transfer_tune.search.search_space`).
+        Overrides of the default ranges (see :mod:`transfer_tune.search.search_space`). Default
+        batch sizes larger than the training set are dropped, with one logged line (logger
+        ``transfer_tune``); batch sizes you give that cannot fit are an error.
     storage : str, optional
         Storage URL (:mod:`transfer_tune.search.storage`); default SQLite file under ``studies/``.
     study_name : str, optional
         Default ``"{problem}-proxy-K{proxy_modes}"``.
     n_jobs : int
-        Worker processes sharing the storage, each with ``cpu_count // n_jobs`` torch threads.
+        Worker processes sharing the storage, each with ``cores // n_jobs`` torch threads
+        (:func:`transfer_tune.search.workers.torch_threads`).
     seed : int
         Seeds the sampler and each trial's initialisation (``seed + trial.number``).
     sampler, pruner : str or Optuna object
@@ -323,6 +355,20 @@ def tune(
         Fixed training settings (``clip``, ``clip_value``, ``schedule``, ``weight_decay``...).
     problem_overrides : dict, optional
         Passed to ``pdes.get_problem`` (resolution, n_train, ...).
+    base_modes : int, optional
+        K_base of the searched model's µP (default ``proxy_modes``: the searched model is then
+        exactly SP). Another value searches the base rate of a µP model at ``proxy_modes``
+        (e.g. a direct µP search at the target's K, for a compute audit); the plan then
+        transfers relative to it.
+    model : {"fno", "neuralop"}, callable or str
+        The model searched (and transferred): transfer-tune's FNO, neuraloperator's ``FNO``
+        (``pip install "transfer-tune[neuralop]"``), or a module-level factory / its path
+        ``"package.module:name"`` (:mod:`transfer_tune.core.factory`); stored in the study.
+    horizon : None, int or "auto"
+        Epochs each trial trains: ``None`` all ``epochs``; an int h the first h epochs of the
+        ``epochs``-epoch schedule (the learning-rate schedule is unchanged, so the loss after h
+        epochs is the one a full trial had then); ``"auto"`` measures h first with a pilot
+        (:func:`pilot_horizon`). Stored as the study's ``horizon`` user attribute.
 
     Returns
     -------
@@ -335,6 +381,10 @@ def tune(
     resolve_device(device)  # a bad device fails before any study is created
     prob = load_problem(problem, problem_overrides)
     space = SearchSpace.from_dict(search_space)
+    explicit = isinstance(search_space, SearchSpace) or "batch_size" in (search_space or {})
+    space, restricted = space.fit_batch_size(prob.n_train, explicit=explicit)
+    if restricted:
+        _log.warning(restricted)
     if train is not None and not isinstance(train, Mapping):
         raise TransferTuneError(
             f"train must be a mapping of fixed training settings (e.g. {{'clip': 'value'}}), "
@@ -342,12 +392,12 @@ def tune(
         )
     train = dict(train or {})
     HParams.from_dict({**train, "lr": 1e-3})  # validates the fixed settings early
-    if space.max_batch_size() > prob.n_train:
+    if "weight_decay" in train and not space.weight_decay.unset:
         raise TransferTuneError(
-            f"the search space allows batch_size {space.max_batch_size()} but the training set "
-            f"has {prob.n_train} samples; raise n_train or restrict batch_size"
+            "weight_decay is set both in train (fixed) and in search_space; keep one"
         )
-    model = FNO(
+    config = model_config(
+        model,
         dim=prob.dim,
         modes=proxy_modes,
         width=width,
@@ -358,8 +408,10 @@ def tune(
     check_modes(proxy_modes, prob.grid_shape)
     setup = ProxySetup(
         problem=prob.config(),
-        model=model.config(),
-        parametrization=get_parametrization("mup", base_modes=proxy_modes).to_dict(),
+        model=config,
+        parametrization=get_parametrization(
+            "mup", base_modes=proxy_modes if base_modes is None else base_modes
+        ).to_dict(),
         search_space=space.to_dict(),
         train=train,
         epochs=epochs,
@@ -368,13 +420,15 @@ def tune(
     url = normalize_url(storage)
     study = create_proxy_study(setup, url, study_name, sampler, pruner)
     prob.dataset("train"), prob.dataset("val")  # generate / cache once, before any worker
+    if horizon is not None:
+        set_horizon(study, horizon, setup, url, n_trials, device=device, progress=progress)
     kwargs = dict(sampler=sampler, pruner=pruner, device=device)
     if n_jobs == 1 or isinstance(sampler, optuna.samplers.BaseSampler):
         run_worker(study.study_name, url, n_trials, seed=seed, progress=progress, **kwargs)
     else:
         from joblib import Parallel, delayed
 
-        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        threads = torch_threads(n_jobs)  # the rule the landscape sweeps share
         Parallel(n_jobs=n_jobs, backend="loky")(
             delayed(run_worker)(
                 study.study_name,
@@ -388,6 +442,117 @@ def tune(
             for i in range(n_jobs)
         )
     return study
+
+
+#: Trials of the ``horizon="auto"`` pilot (TPE's random start-up trials, run to full length).
+PILOT_TRIALS = 5
+
+
+def set_horizon(
+    study: optuna.Study,
+    horizon: int | str,
+    setup: ProxySetup,
+    url: str,
+    n_trials: int,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> int:
+    """Fix the study's epochs per trial (``horizon`` int) or measure them (``"auto"``).
+
+    Stores ``{"mode", "epochs", ...}`` as the study's ``horizon`` user attribute (its workers
+    read it); a study resumed with another fixed horizon is an error. Returns the horizon.
+    """
+    stored = study.user_attrs.get("horizon")
+    if horizon == "auto":
+        if stored is not None and stored.get("mode") == "auto":
+            return int(stored["epochs"])
+        evidence = pilot_horizon(study, setup, url, n_trials, device=device, progress=progress)
+    elif isinstance(horizon, int) and not isinstance(horizon, bool):
+        if not 1 <= horizon <= setup.epochs:
+            raise TransferTuneError(
+                f"horizon must be between 1 and epochs ({setup.epochs}), got {horizon}"
+            )
+        evidence = {"mode": "fixed", "epochs": horizon, "of": setup.epochs}
+    else:
+        raise TransferTuneError(f"horizon must be None, an int or 'auto', got {horizon!r}")
+    if stored is not None and stored.get("epochs") != evidence["epochs"]:
+        raise TransferTuneError(
+            f"study {study.study_name!r} already runs {stored.get('epochs')} epochs per trial "
+            f"(horizon {stored.get('mode')}); resume it with that horizon or another study_name"
+        )
+    study.set_user_attr("horizon", evidence)
+    return int(evidence["epochs"])
+
+
+def pilot_horizon(
+    study: optuna.Study,
+    setup: ProxySetup,
+    url: str,
+    n_trials: int,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The ``horizon="auto"`` pilot: measure how early the ranking settles, then reuse it.
+
+    1. Run ``min(PILOT_TRIALS, n_trials)`` trials with the random sampler and no pruner, at
+       the full ``setup.epochs``, in the study ``"{name}-pilot"`` (same setup; resumable).
+    2. :func:`transfer_tune.analysis.horizon.analyse` their per-epoch validation losses: the
+       horizon h is the shortest epoch from which Spearman >= 0.9 and regret <= 2 % hold at
+       every later epoch (``setup.epochs`` when the pilot cannot tell: fewer than two
+       complete trials, or no earlier epoch qualifies).
+    3. Copy the pilot's trials into ``study`` (they count toward ``n_trials``): a complete
+       one with its value *after h epochs* (what a trial of the search returns) and all its
+       per-epoch values, so the compute of the pilot is counted; pruned (diverged) ones as
+       pruned.
+
+    Returns the evidence stored as the study's ``horizon`` attribute.
+    """
+    from transfer_tune.analysis.horizon import CurveSet, analyse
+
+    pilot = create_proxy_study(setup, url, f"{study.study_name}-pilot", "random", "none")
+    pilot.set_user_attr("pilot_of", study.study_name)
+    n_pilot = min(PILOT_TRIALS, n_trials)
+    run_worker(
+        pilot.study_name,
+        url,
+        n_pilot,
+        seed=setup.seed,
+        sampler="random",
+        pruner="none",
+        device=device,
+        progress=progress,
+    )
+    trials = [t for t in pilot.get_trials(deepcopy=False) if t.state in _FINISHED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    curves = {t.number: {s + 1: v for s, v in t.intermediate_values.items()} for t in complete}
+    evidence: dict[str, Any] = {"mode": "auto", "of": setup.epochs, "pilot_study": pilot.study_name}
+    try:
+        result = analyse(CurveSet(pilot.study_name, curves, n_pruned=len(trials) - len(complete)))
+        h = result.horizon if result.final_epoch == setup.epochs else setup.epochs
+        evidence.update(result.to_dict(), epochs=h, name=pilot.study_name)
+    except TransferTuneError as exc:
+        h = setup.epochs
+        evidence.update(epochs=h, reason=str(exc))
+    copied = {t.user_attrs.get("pilot_trial") for t in study.get_trials(deepcopy=False)}
+    for t in trials:
+        if t.number in copied:
+            continue
+        state, value = t.state, None
+        if state == TrialState.COMPLETE:
+            value = t.intermediate_values.get(h - 1, t.value)
+        ft = optuna.trial.create_trial(
+            state=state,
+            value=value,
+            params=t.params,
+            distributions=t.distributions,
+            user_attrs={**t.user_attrs, "pilot_trial": t.number},
+            intermediate_values=t.intermediate_values,
+        )
+        ft.datetime_start, ft.datetime_complete = t.datetime_start, t.datetime_complete
+        study.add_trial(ft)
+    return evidence
 
 
 def best_values(study: optuna.Study) -> dict[str, Any]:
