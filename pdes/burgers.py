@@ -59,14 +59,9 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from pdes import generation as gen
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
-from pdes.generation import (
-    check_subsample_resolution,
-    generate_pairs,
-    resolve_params,
-    sample_generators,
-)
 from pdes.grf import GaussianRandomField
 
 __all__ = [
@@ -227,7 +222,7 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None =
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
-    p = resolve_params(DEFAULTS, params, "burgers")
+    p = gen.resolve_params(DEFAULTS, params, "burgers")
     p["n_fine"] = as_int(p["n_fine"], "burgers n_fine", minimum=4)
     if p["n_fine"] % 2:
         raise TransferTuneError(
@@ -247,7 +242,7 @@ def check_resolution(resolution: int, **params: Any) -> None:
         Overrides of :data:`DEFAULTS` (``n_fine`` matters here).
     """
     p = _params(params)
-    check_subsample_resolution(
+    gen.check_subsample_resolution(
         "burgers",
         resolution,
         int(p["n_fine"]),
@@ -275,7 +270,7 @@ def _suggest(resolution: Any) -> int:
 
 def _chunk(start: int, stop: int, seed: int, resolution: int, p: dict[str, Any]):
     grf = GaussianRandomField(1, int(p["n_fine"]), alpha=p["alpha"], tau=p["tau"], sigma=p["sigma"])
-    u0 = grf.sample(stop - start, sample_generators(seed, start, stop))
+    u0 = grf.sample(stop - start, gen.sample_generators(seed, start, stop))
     uT = solve(u0, nu=p["nu"], T=p["T"], dt=p["dt"], cfl=p["cfl"])
     stride = int(p["n_fine"]) // resolution
     return (
@@ -284,15 +279,10 @@ def _chunk(start: int, stop: int, seed: int, resolution: int, p: dict[str, Any])
     )
 
 
-def generate(
-    n_samples: int,
-    resolution: int,
-    seed: int,
-    *,
-    progress: bool = False,
-    n_jobs: int = 1,
-    **params: Any,
-) -> tuple[np.ndarray, np.ndarray]:
+#: This module as :func:`pdes.generation.generate_pairs` uses it.
+SOLVER = gen.Solver("burgers", _chunk, _CHUNK, _params, check_resolution)
+generate = gen.generate_function(
+    SOLVER,
     """Generate Burgers pairs ``(u(., 0), u(., T))``.
 
     ``resolution`` must divide ``n_fine`` (see :func:`check_resolution`); ``**params``
@@ -303,17 +293,5 @@ def generate(
     -------
     x, y : ndarray, shape (n_samples, 1, resolution), float32
         Initial and final states at ``x_j = j / resolution``.
-    """
-    return generate_pairs(
-        "burgers",
-        _chunk,
-        _CHUNK,
-        _params,
-        check_resolution,
-        n_samples,
-        resolution,
-        seed,
-        progress=progress,
-        n_jobs=n_jobs,
-        params=params,
-    )
+    """,
+)

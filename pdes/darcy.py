@@ -46,13 +46,9 @@ import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
 
+from pdes import generation as gen
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
-from pdes.generation import (
-    generate_pairs,
-    resolve_params,
-    sample_generators,
-)
 from pdes.grf import GaussianRandomField
 
 __all__ = [
@@ -223,7 +219,7 @@ def allowed_resolutions(n_fine: int) -> list[int]:
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
-    p = resolve_params(DEFAULTS, params, "darcy")
+    p = gen.resolve_params(DEFAULTS, params, "darcy")
     p["n_fine"] = as_int(p["n_fine"], "darcy n_fine", minimum=3)
     if not (p["a_pos"] > 0 and p["a_neg"] > 0):
         raise TransferTuneError(
@@ -278,22 +274,17 @@ def _chunk(start: int, stop: int, seed: int, resolution: int, p: dict[str, Any])
     grf = GaussianRandomField(
         2, n, alpha=p["alpha"], tau=p["tau"], sigma=p["sigma"], boundary="neumann"
     )
-    g = grf.sample(stop - start, sample_generators(seed, start, stop))
+    g = grf.sample(stop - start, gen.sample_generators(seed, start, stop))
     a = np.where(g >= 0, float(p["a_pos"]), float(p["a_neg"]))
     s = (n - 1) // (resolution - 1)
     u = np.stack([solve(ai, p["f"])[::s, ::s] for ai in a]) if len(a) else a[:, ::s, ::s]
     return a[:, None, ::s, ::s].astype(np.float32), u[:, None].astype(np.float32)
 
 
-def generate(
-    n_samples: int,
-    resolution: int,
-    seed: int,
-    *,
-    progress: bool = False,
-    n_jobs: int = 1,
-    **params: Any,
-) -> tuple[np.ndarray, np.ndarray]:
+#: This module as :func:`pdes.generation.generate_pairs` uses it.
+SOLVER = gen.Solver("darcy", _chunk, _CHUNK, _params, check_resolution)
+generate = gen.generate_function(
+    SOLVER,
     """Generate Darcy pairs (coefficient ``a``, solution ``u``); one sparse solve per sample.
 
     ``resolution`` counts nodes per axis, boundary included; ``resolution - 1`` must divide
@@ -307,17 +298,5 @@ def generate(
         Coefficient ``a`` at the nodes ``(i h, j h)``, ``h = 1/(resolution - 1)``.
     y : ndarray, shape (n_samples, 1, resolution, resolution), float32
         Solution ``u`` at the same nodes (zero on the boundary).
-    """
-    return generate_pairs(
-        "darcy",
-        _chunk,
-        _CHUNK,
-        _params,
-        check_resolution,
-        n_samples,
-        resolution,
-        seed,
-        progress=progress,
-        n_jobs=n_jobs,
-        params=params,
-    )
+    """,
+)

@@ -12,7 +12,7 @@ and the number of worker processes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -155,12 +155,23 @@ def map_chunks(
 ChunkSolver = Callable[[int, int, int, int, dict[str, Any]], tuple[np.ndarray, np.ndarray]]
 
 
+class Solver(NamedTuple):
+    """What :func:`generate_pairs` needs of a solver module (each module defines one)."""
+
+    #: Problem name (error messages and the progress bar).
+    problem: str
+    #: The solver's chunk function (see :data:`ChunkSolver`).
+    chunk: ChunkSolver
+    #: Samples per ``chunk`` call (does not change the data).
+    chunk_size: int
+    #: ``resolve(params) -> p``: the parameters checked and merged over ``DEFAULTS``.
+    resolve: Callable[[dict[str, Any]], dict[str, Any]]
+    #: ``check_resolution(resolution, **params)``; raises unless the grid is allowed.
+    check_resolution: Callable[..., None]
+
+
 def generate_pairs(
-    problem: str,
-    chunk: ChunkSolver,
-    chunk_size: int,
-    resolve: Callable[[dict[str, Any]], dict[str, Any]],
-    check_resolution: Callable[..., None],
+    solver: Solver,
     n_samples: int,
     resolution: int,
     seed: int,
@@ -173,17 +184,8 @@ def generate_pairs(
 
     Parameters
     ----------
-    problem : str
-        Problem name (error messages and the progress bar).
-    chunk : callable
-        The solver's chunk function (see :data:`ChunkSolver`).
-    chunk_size : int
-        Samples per ``chunk`` call (does not change the data).
-    resolve : callable
-        ``resolve(params) -> p``: the solver's parameters checked and merged over its
-        ``DEFAULTS``.
-    check_resolution : callable
-        ``check_resolution(resolution, **params)``; raises unless the grid is allowed.
+    solver : Solver
+        The solver module's name, chunk function, chunk size and checks.
     n_samples : int
         Number of pairs (>= 0).
     resolution : int
@@ -206,17 +208,42 @@ def generate_pairs(
     n_samples = as_int(n_samples, "n_samples", minimum=0)
     seed = as_int(seed, "seed", minimum=0)
     params = dict(params or {})
-    p = resolve(params)
-    check_resolution(resolution, **params)
+    p = solver.resolve(params)
+    solver.check_resolution(resolution, **params)
     x, y = map_chunks(
-        chunk,
+        solver.chunk,
         n_samples,
-        chunk_size,
+        solver.chunk_size,
         seed,
         int(resolution),
         p,
         n_jobs=n_jobs,
         progress=progress,
-        desc=problem,
+        desc=solver.problem,
     )
     return x, y
+
+
+def generate_function(solver: Solver, doc: str) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """A solver module's ``generate(n_samples, resolution, seed, *, progress, n_jobs, **params)``.
+
+    The one body every solver shares (:func:`generate_pairs` on ``solver``), with the module's
+    own docstring ``doc``; it is the ``generate`` that :mod:`pdes.registry` calls.
+    """
+
+    def generate(
+        n_samples: int,
+        resolution: int,
+        seed: int,
+        *,
+        progress: bool = False,
+        n_jobs: int = 1,
+        **params: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return generate_pairs(
+            solver, n_samples, resolution, seed, progress=progress, n_jobs=n_jobs, params=params
+        )
+
+    generate.__doc__ = doc
+    generate.__module__ = f"pdes.{solver.problem}"
+    return generate

@@ -60,14 +60,9 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from pdes import generation as gen
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
-from pdes.generation import (
-    check_subsample_resolution,
-    generate_pairs,
-    resolve_params,
-    sample_generators,
-)
 from pdes.grf import GaussianRandomField
 
 __all__ = [
@@ -312,7 +307,7 @@ def enstrophy(w: np.ndarray) -> np.ndarray:
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
-    p = resolve_params(DEFAULTS, params, "navier_stokes")
+    p = gen.resolve_params(DEFAULTS, params, "navier_stokes")
     p["n_fine"] = as_int(p["n_fine"], "navier_stokes n_fine", minimum=4)
     if p["n_fine"] % 2:
         raise TransferTuneError(
@@ -346,20 +341,15 @@ def _snapshot_times(p: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def check_resolution(resolution: int, **params: Any) -> None:
-    """Raise :class:`TransferTuneError` unless ``resolution`` divides the fine grid ``n_fine``.
+    """Refuse a ``resolution`` (points per axis) that does not divide ``n_fine`` of ``params``.
 
-    Parameters
-    ----------
-    resolution : int
-        Requested grid points per axis.
-    **params
-        Overrides of :data:`DEFAULTS` (``n_fine`` matters here).
+    See :func:`pdes.generation.check_subsample_resolution`.
     """
-    p = _params(params)
-    check_subsample_resolution(
+    n_fine = int(_params(params)["n_fine"])
+    gen.check_subsample_resolution(
         "navier_stokes",
         resolution,
-        int(p["n_fine"]),
+        n_fine,
         f"set n_fine to an even multiple of it (e.g. n_fine={_suggest(resolution)}; "
         "the cost grows like n_fine^3).",
     )
@@ -376,7 +366,7 @@ def _suggest(resolution: Any) -> int:
 def _chunk(start: int, stop: int, seed: int, resolution: int, p: dict[str, Any]):
     n = int(p["n_fine"])
     grf = GaussianRandomField(2, n, alpha=p["alpha"], tau=p["tau"], sigma=p["sigma"])
-    w0 = grf.sample(stop - start, sample_generators(seed, start, stop))
+    w0 = grf.sample(stop - start, gen.sample_generators(seed, start, stop))
     t_in, t_out = _snapshot_times(p)
     forcing = fno_forcing(n, p["forcing_amplitude"]) if p["forcing_amplitude"] else None
     w = simulate(
@@ -395,15 +385,10 @@ def _chunk(start: int, stop: int, seed: int, resolution: int, p: dict[str, Any])
     return w[:, : len(t_in)], w[:, len(t_in) :]
 
 
-def generate(
-    n_samples: int,
-    resolution: int,
-    seed: int,
-    *,
-    progress: bool = False,
-    n_jobs: int = 1,
-    **params: Any,
-) -> tuple[np.ndarray, np.ndarray]:
+#: This module as :func:`pdes.generation.generate_pairs` uses it.
+SOLVER = gen.Solver("navier_stokes", _chunk, _CHUNK, _params, check_resolution)
+generate = gen.generate_function(
+    SOLVER,
     """Generate Navier-Stokes pairs (input vorticity snapshots, output vorticity snapshots).
 
     ``resolution`` (grid points per axis) must divide ``n_fine`` (see
@@ -417,17 +402,5 @@ def generate(
         Vorticity at the input times (grid ``(i/res, j/res)``, axis -2 is x).
     y : ndarray, shape (n_samples, n_out, resolution, resolution), float32
         Vorticity at the output times.
-    """
-    return generate_pairs(
-        "navier_stokes",
-        _chunk,
-        _CHUNK,
-        _params,
-        check_resolution,
-        n_samples,
-        resolution,
-        seed,
-        progress=progress,
-        n_jobs=n_jobs,
-        params=params,
-    )
+    """,
+)
