@@ -1,4 +1,4 @@
-"""Training loop: relative L2 loss, Adam/AdamW with per-role rates, clipping, schedules, callbacks.
+"""Training loop: relative L2 loss, per-role rates, clipping, schedules, callbacks, resume.
 
 The whole dataset stays as tensors on the device and batches are drawn by index: there is no
 per-sample Python in the loop.
@@ -10,7 +10,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pdes.checks import as_float, as_int
+from pdes.checks import as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
-from transfer_tune.core.adapters import model_roles, tensor_state
-from transfer_tune.core.parametrization import Parametrization, get_parametrization
+from transfer_tune.core.adapters import tensor_state
+from transfer_tune.core.hparams import (  # noqa: F401  (re-exported: the training API)
+    CLIPS,
+    HPARAM_CHECKS,
+    OPTIMIZERS,
+    SCHEDULES,
+    HParams,
+    check_hparam,
+    make_optimizer,
+)
+from transfer_tune.core.parametrization import Parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
-
-SCHEDULES = ("cosine", "step", "none")
-CLIPS = ("norm", "value")
-#: ``HParams.optimizer`` -> (torch optimizer, whether its weight decay is decoupled).
-OPTIMIZERS = {"adam": (torch.optim.Adam, False), "adamw": (torch.optim.AdamW, True)}
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -63,142 +67,6 @@ def relative_l2(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean
     if reduction == "none":
         return err
     return err.sum() if reduction == "sum" else err.mean()
-
-
-@dataclass
-class HParams:
-    """Hyperparameters of one training run (the tuned ones first).
-
-    Parameters
-    ----------
-    lr : float
-        Base Adam learning rate eta (each parameter group multiplies it by its µP factor).
-    batch_size : int
-        Samples per step.
-    beta1, beta2 : float
-        Adam betas.
-    weight_decay : float
-        Adam: L2 penalty added to the gradient, the same in every group. AdamW: decoupled decay;
-        each µP group gets ``weight_decay / lr_multiplier`` so the decay per step
-        ``lr_g * wd_g = lr * weight_decay`` is the same for every group and every K (the rule
-        is :meth:`Parametrization.group_weight_decay`).
-    clip : {None, "norm", "value"}
-        Gradient clipping: by global norm, or element-wise by value (µTransfer-FNO's analysis
-        assumes element-wise clipping, reported at 0.01).
-    clip_value : float
-        Max global norm (``clip="norm"``) or max absolute entry (``clip="value"``).
-    schedule : {"cosine", "step", "none"}
-        Learning-rate schedule; it multiplies every group's own rate.
-    step_size : int
-        Epochs between decays of the ``"step"`` schedule.
-    gamma : float
-        Decay factor of the ``"step"`` schedule.
-    optimizer : {"adam", "adamw"}
-        ``torch.optim.Adam`` (L2 weight decay) or ``torch.optim.AdamW`` (decoupled).
-    """
-
-    lr: float = 1e-3
-    batch_size: int = 20
-    beta1: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    clip: str | None = None
-    clip_value: float = 0.01
-    schedule: str = "cosine"
-    step_size: int = 50
-    gamma: float = 0.5
-    optimizer: str = "adam"
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`TransferTuneError` on a value no run can use.
-
-        The rules are :data:`HPARAM_CHECKS` (shared with the search space and the landscape
-        sweeps); valid values are stored in their canonical type (``8.0`` -> ``8``).
-        """
-        for name, check in HPARAM_CHECKS.items():
-            setattr(self, name, check(getattr(self, name), name))
-
-    @property
-    def betas(self) -> tuple[float, float]:
-        """``(beta1, beta2)`` as Adam takes them."""
-        return (self.beta1, self.beta2)
-
-    def to_dict(self) -> dict:
-        """Plain data."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HParams:
-        """Build from a dict, rejecting unknown keys with the list of valid ones."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise TransferTuneError(
-                f"unknown hyperparameter(s) {unknown}; valid: {', '.join(sorted(names))}"
-            )
-        return cls(**data)
-
-
-def _beta(value: Any, name: str) -> float:
-    value = as_float(value, name)
-    if not 0.0 <= value < 1.0:
-        raise TransferTuneError(f"{name} must be in [0, 1), got {value!r}")
-    return value
-
-
-def _gamma(value: Any, name: str) -> float:
-    value = as_float(value, name)
-    if not 0.0 < value <= 1.0:
-        raise TransferTuneError(f"{name} must be in (0, 1], got {value!r}")
-    return value
-
-
-def _clip(value: Any, name: str) -> str | None:
-    if value is not None and value not in CLIPS:
-        raise TransferTuneError(f"{name} must be None, 'norm' or 'value', got {value!r}")
-    return value
-
-
-def _schedule(value: Any, name: str) -> str:
-    if value not in SCHEDULES:
-        raise TransferTuneError(f"{name} must be one of {', '.join(SCHEDULES)}, got {value!r}")
-    return value
-
-
-def _optimizer(value: Any, name: str) -> str:
-    if value not in OPTIMIZERS:
-        raise TransferTuneError(f"{name} must be one of {', '.join(OPTIMIZERS)}, got {value!r}")
-    return value
-
-
-#: The one home of the hyperparameter rules: name -> ``check(value, name)``, which returns the
-#: value in its canonical type or raises :class:`TransferTuneError`. :class:`HParams`, the
-#: search space and the landscape sweeps all call it (see :func:`check_hparam`).
-HPARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
-    "lr": lambda v, name: as_float(v, name, positive=True),
-    "batch_size": lambda v, name: as_int(v, name),
-    "beta1": _beta,
-    "beta2": _beta,
-    "weight_decay": lambda v, name: as_float(v, name, minimum=0.0),
-    "clip": _clip,
-    "clip_value": lambda v, name: as_float(v, name, positive=True),
-    "schedule": _schedule,
-    "step_size": lambda v, name: as_int(v, name),
-    "gamma": _gamma,
-    "optimizer": _optimizer,
-}
-
-
-def check_hparam(name: str, value: Any) -> Any:
-    """``value`` of hyperparameter ``name`` in its canonical type, or a clear error."""
-    if name not in HPARAM_CHECKS:
-        raise TransferTuneError(
-            f"unknown hyperparameter {name!r}; valid: {', '.join(sorted(HPARAM_CHECKS))}"
-        )
-    return HPARAM_CHECKS[name](value, name)
 
 
 @dataclass
@@ -279,33 +147,6 @@ class TrainResult:
 
 
 Callback = Callable[[EpochRecord], "bool | None"]
-
-
-def make_optimizer(
-    model: nn.Module,
-    hparams: HParams,
-    parametrization: Parametrization | None = None,
-    roles: Any = None,
-) -> torch.optim.Optimizer:
-    """``torch.optim.Adam`` or ``AdamW`` (``hparams.optimizer``) over the µP groups of ``model``.
-
-    ``parametrization`` defaults to SP at the model's own K; ``roles`` names the spectral
-    weights of a model other than the two FNOs (see ``transfer_tune.core.adapters``).
-    """
-    spec = model_roles(model, roles)
-    if parametrization is None:
-        parametrization = get_parametrization("sp", base_modes=spec.modes)
-    optimizer, decoupled = OPTIMIZERS[hparams.optimizer]
-    return optimizer(
-        parametrization.param_groups(
-            model,
-            hparams.lr,
-            betas=hparams.betas,
-            weight_decay=hparams.weight_decay,
-            decoupled_weight_decay=decoupled,
-            roles=spec,
-        )
-    )
 
 
 @torch.no_grad()
