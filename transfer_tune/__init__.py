@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["DivergenceError", "TransferResult", "TransferTuneError", "tune_then_transfer"]
+__all__ = [
+    "DivergenceError",
+    "TransferResult",
+    "TransferTuneError",
+    "calibrate",
+    "coord_check",
+    "tune_then_transfer",
+]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -17,6 +24,8 @@ _LAZY = {
     "TransferResult": "transfer_tune.api",
     "DivergenceError": "transfer_tune.errors",
     "TransferTuneError": "transfer_tune.errors",
+    "calibrate": "transfer_tune.analysis.calibrate",
+    "coord_check": "transfer_tune.analysis.coord_check",
 }
 
 

@@ -14,6 +14,14 @@ Under SP every multiplier is 1. At ``K = K_base`` the two are the same model bit
 the learning rate tuned on a proxy with ``K = K_base`` is the rate the proxy trained with.
 Batch size and Adam betas transfer unchanged.
 
+Transfer rules as one exponent. µP's factor on R is ``(ln K_base / ln K)^alpha`` with
+``alpha = 1/2`` (d cancels in the ratio); SP's is the same with ``alpha = 0``
+(:data:`RULE_EXPONENTS`). A *calibrated* rule (:class:`Calibrated`, kind ``"calibrated"``)
+uses an exponent measured on the user's problem (``transfer-tune calibrate``,
+:mod:`transfer_tune.analysis.calibrate`) for R's learning rate, and its own (by default µP's
+1/2) for R's init std: :func:`rule_multiplier` is that formula, for any exponent. ``"mup"``
+and ``"sp"`` keep their own code path (µP bit for bit as before).
+
 Weight decay. Adam's ``weight_decay`` is an L2 penalty added to the gradient: it is part of
 the loss, so every group keeps the tuned value. With *decoupled* weight decay (AdamW: each
 step multiplies a tensor by ``1 - lr_g * wd_g``) the decay per step is ``lr_g * wd_g``, and µP
@@ -34,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -43,8 +52,12 @@ from transfer_tune.core.model import ROLES
 from transfer_tune.errors import TransferTuneError
 
 KINDS = ("sp", "mup")
+#: Transfer rules a plan can use: the two kinds, and the exponent measured on the problem.
+RULES = ("mup", "sp", "calibrated")
+#: The exponent alpha of R's multiplier ``(ln K_base / ln K)^alpha`` of each fixed rule.
+RULE_EXPONENTS = {"mup": 0.5, "sp": 0.0}
 #: How each kind is named in figures, notes and tables.
-DISPLAY_NAMES = {"mup": "µP", "sp": "SP"}
+DISPLAY_NAMES = {"mup": "µP", "sp": "SP", "calibrated": "calibrated"}
 #: Roles whose scaling depends on K (the spectral weights R); every other role is unchanged.
 SCALED_ROLES = frozenset({"spectral"})
 
@@ -52,6 +65,33 @@ SCALED_ROLES = frozenset({"spectral"})
 def _mode_scale(modes: int, dim: int) -> float:
     """``c(K) = 1 / sqrt(d ln K)``, the µP multiplier of R before normalisation by K_base."""
     return 1.0 / math.sqrt(dim * math.log(modes))
+
+
+def _check_modes(modes: int) -> None:
+    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 2:
+        raise TransferTuneError(f"modes (K) must be an integer >= 2, got {modes!r}")
+
+
+def rule_multiplier(modes: int, base_modes: int, alpha: float) -> float:
+    """``(ln K_base / ln K)^alpha``: R's factor under a rule with exponent ``alpha``.
+
+    µP is ``alpha = 1/2`` (``c(K) / c(K_base)``; d cancels), SP ``alpha = 0``; 1 at K_base.
+    """
+    _check_modes(modes)
+    _check_modes(base_modes)
+    if modes == base_modes or alpha == 0:
+        return 1.0
+    return (math.log(base_modes) / math.log(modes)) ** alpha
+
+
+def _check_exponent(name: str, value: object) -> None:
+    if not (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= 10
+    ):
+        raise TransferTuneError(f"{name} must be a finite number in [-10, 10], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -96,11 +136,13 @@ class Parametrization:
     kind: str
     base_modes: int
     spectral_std: float | None = None
+    #: The kinds this class accepts (a subclass with other fields accepts its own).
+    _kinds: ClassVar[tuple[str, ...]] = KINDS
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in self._kinds:
             raise TransferTuneError(
-                f"unknown parametrization {self.kind!r}; choose one of {', '.join(KINDS)}"
+                f"unknown parametrization {self.kind!r}; choose one of {', '.join(self._kinds)}"
             )
         if (
             isinstance(self.base_modes, bool)
@@ -123,8 +165,7 @@ class Parametrization:
     # -- the rule -------------------------------------------------------------------------
     def spectral_multiplier(self, modes: int, dim: int) -> float:
         """``c(K) / c(K_base)`` under µP, 1 under SP: the factor on R's init std and rate."""
-        if isinstance(modes, bool) or not isinstance(modes, int) or modes < 2:
-            raise TransferTuneError(f"modes (K) must be an integer >= 2, got {modes!r}")
+        _check_modes(modes)
         if self.kind == "sp" or modes == self.base_modes:
             return 1.0
         return _mode_scale(modes, dim) / _mode_scale(self.base_modes, dim)
@@ -298,14 +339,61 @@ class Parametrization:
 
     @classmethod
     def from_dict(cls, data: dict) -> Parametrization:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict` (any kind, :class:`Calibrated` included)."""
+        return get_parametrization(**data)
+
+
+@dataclass(frozen=True)
+class Calibrated(Parametrization):
+    """A rule with measured exponents: R's multipliers are ``(ln K_base / ln K)^alpha``.
+
+    Parameters
+    ----------
+    kind : "calibrated"
+    base_modes, spectral_std
+        As :class:`Parametrization`.
+    lr_exponent : float
+        alpha of R's Adam rate, fitted by :func:`transfer_tune.analysis.calibrate.calibrate`
+        (µP's is 1/2, SP's 0).
+    init_exponent : float
+        alpha of R's init std; µP's 1/2 unless measured.
+    """
+
+    lr_exponent: float = RULE_EXPONENTS["mup"]
+    init_exponent: float = RULE_EXPONENTS["mup"]
+    _kinds: ClassVar[tuple[str, ...]] = ("calibrated",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_exponent("lr_exponent", self.lr_exponent)
+        _check_exponent("init_exponent", self.init_exponent)
+
+    def spectral_multiplier(self, modes: int, dim: int) -> float:
+        """R's learning-rate factor ``(ln K_base / ln K)^lr_exponent`` (d cancels)."""
+        return rule_multiplier(modes, self.base_modes, self.lr_exponent)
+
+    def role_scales(self, modes: int, dim: int) -> dict[str, RoleScale]:
+        """The table: R's init and lr factors from their exponents, every other role x1."""
+        init = rule_multiplier(modes, self.base_modes, self.init_exponent)
+        lr = rule_multiplier(modes, self.base_modes, self.lr_exponent)
+        return {
+            role: RoleScale(init, lr) if role in SCALED_ROLES else RoleScale(1.0, 1.0)
+            for role in ROLES
+        }
 
 
 def get_parametrization(
-    kind: str, base_modes: int, spectral_std: float | None = None
+    kind: str,
+    base_modes: int,
+    spectral_std: float | None = None,
+    *,
+    lr_exponent: float | None = None,
+    init_exponent: float | None = None,
 ) -> Parametrization:
-    """Return the ``"sp"`` or ``"mup"`` parametrization relative to ``base_modes`` (K_base).
+    """Return the ``"sp"``, ``"mup"`` or ``"calibrated"`` rule relative to ``base_modes``.
+
+    ``"calibrated"`` needs ``lr_exponent`` (the fitted alpha of R's rate);
+    ``init_exponent`` defaults to µP's 1/2. The fixed kinds take no exponent.
 
     Examples
     --------
@@ -315,7 +403,20 @@ def get_parametrization(
     """
     if not isinstance(kind, str):
         raise TransferTuneError(f"parametrization kind must be a string, got {kind!r}")
-    return Parametrization(kind=kind.lower(), base_modes=base_modes, spectral_std=spectral_std)
+    kind = kind.lower()
+    if kind == "calibrated":
+        if lr_exponent is None:
+            raise TransferTuneError(
+                "a calibrated rule needs lr_exponent (the fitted alpha); run "
+                "`transfer-tune calibrate STUDY` to measure it"
+            )
+        init = RULE_EXPONENTS["mup"] if init_exponent is None else init_exponent
+        return Calibrated(kind, base_modes, spectral_std, lr_exponent, init)
+    if lr_exponent is not None or init_exponent is not None:
+        raise TransferTuneError(
+            f"the {kind!r} rule has a fixed exponent; exponents are for kind='calibrated'"
+        )
+    return Parametrization(kind=kind, base_modes=base_modes, spectral_std=spectral_std)
 
 
 def display_name(kind: str) -> str:

@@ -236,8 +236,12 @@ def _workflow_lines(history: ProxyHistory, workflow: Workflow) -> list[str]:
 
 def _plan_lines(target: TargetRun) -> list[str]:
     plan = target.plan
+    par = plan.get("parametrization") or {}
+    rule = display_name(par.get("kind", "mup"))
+    if par.get("kind") == "calibrated":  # the exponent fitted by `transfer-tune calibrate`
+        rule = f"calibrated (R's lr x (ln K_base / ln K)^{par.get('lr_exponent', math.nan):.3g})"
     lines = [
-        f"### µP rescale table: K = {plan.get('base_modes', '?')} (proxy) -> "
+        f"### {rule} rescale table: K = {plan.get('base_modes', '?')} (proxy) -> "
         f"{plan.get('modes', '?')} (target)",
         "",
         f"Base learning rate {_fmt(plan.get('lr'))}, batch size {plan.get('batch_size')}, "

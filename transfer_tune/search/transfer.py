@@ -30,7 +30,12 @@ from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
 from transfer_tune.core.factory import build_model
 from transfer_tune.core.model import check_modes
-from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.parametrization import (
+    RULES,
+    Parametrization,
+    display_name,
+    get_parametrization,
+)
 from transfer_tune.core.train import (
     OPTIMIZERS,
     HParams,
@@ -117,10 +122,22 @@ class TargetPlan:
         data["groups"] = [GroupPlan(**g) for g in data.get("groups", [])]
         return cls(**data)
 
+    def rule_text(self) -> str:
+        """The rule in words: ``"µP"``, ``"SP"`` or the calibrated exponent and its source."""
+        par = self.parametrization
+        kind = par.get("kind", "mup")
+        if kind == "calibrated":
+            return (
+                f"calibrated rule (R's lr x (ln K_base / ln K)^{par['lr_exponent']:.3g}, "
+                f"init ^{par['init_exponent']:.3g}; fitted by transfer-tune calibrate)"
+            )
+        return display_name(kind)
+
     def table(self) -> str:
         """The plan as a text table (what the CLI prints)."""
         lines = [
-            f"µP transfer: K {self.base_modes} (proxy) -> {self.modes} (target), d = {self.dim}",
+            f"{self.rule_text()} transfer: K {self.base_modes} (proxy) -> {self.modes} "
+            f"(target), d = {self.dim}",
             f"batch size {self.batch_size}, betas ({self.beta1:.4g}, {self.beta2:.6g}), "
             f"{self.epochs} epochs",
             f"{'role':<12} {'init x':>10} {'lr x':>10} {'lr':>12}",
@@ -137,13 +154,59 @@ class TargetPlan:
         return "\n".join(lines)
 
 
-def plan_transfer(study: optuna.Study, target_modes: int, epochs: int | None = None) -> TargetPlan:
-    """The target plan from the best trial of a proxy ``study`` and the target's K."""
+#: Study user attribute holding a calibration (:mod:`transfer_tune.analysis.calibrate`).
+CALIBRATION_ATTR = "calibration"
+
+
+def rule_parametrization(study: optuna.Study, rule: str = "mup") -> Parametrization:
+    """The parametrization of ``rule`` relative to the proxy study's K_base.
+
+    ``"mup"`` is the study's own (µP); ``"sp"`` SP at the same K_base; ``"calibrated"`` the
+    exponent fitted by ``transfer-tune calibrate`` and stored on the study.
+    """
     setup = ProxySetup.from_study(study)
+    if not isinstance(rule, str) or rule.lower() not in RULES:
+        raise TransferTuneError(f"unknown transfer rule {rule!r}; choose one of {', '.join(RULES)}")
+    rule = rule.lower()
+    stored = dict(setup.parametrization)
+    if rule == "mup" and stored.get("kind") == "mup":
+        return get_parametrization(**stored)
+    base = {"base_modes": stored["base_modes"], "spectral_std": stored.get("spectral_std")}
+    if rule != "calibrated":
+        return get_parametrization(rule, **base)
+    calibration = study.user_attrs.get(CALIBRATION_ATTR)
+    if not calibration:
+        raise TransferTuneError(
+            f"proxy study {study.study_name!r} has no calibration: run `transfer-tune calibrate "
+            f"{study.study_name}` (transfer_tune.calibrate) first, or use --rule mup"
+        )
+    if calibration.get("base_modes") != stored["base_modes"]:
+        raise TransferTuneError(
+            f"the calibration of {study.study_name!r} is relative to K_base = "
+            f"{calibration.get('base_modes')}, the study's K_base is {stored['base_modes']}; "
+            "run `transfer-tune calibrate` again"
+        )
+    return get_parametrization(
+        "calibrated",
+        **base,
+        lr_exponent=float(calibration["alpha"]),
+        init_exponent=float(calibration.get("init_exponent", 0.5)),
+    )
+
+
+def plan_transfer(
+    study: optuna.Study, target_modes: int, epochs: int | None = None, rule: str = "mup"
+) -> TargetPlan:
+    """The target plan from the best trial of a proxy ``study`` and the target's K.
+
+    ``rule``: ``"mup"`` (default), ``"sp"``, or ``"calibrated"`` (the exponent that
+    ``transfer-tune calibrate`` stored on the study; :func:`rule_parametrization`).
+    """
+    setup = ProxySetup.from_study(study)
+    base = rule_parametrization(study, rule)
     values = best_values(study)
     problem = load_problem(setup.problem)
     check_modes(target_modes, problem.grid_shape)  # before any plan
-    base = get_parametrization(**setup.parametrization)
     dim = setup.model["dim"]
     scales = base.role_scales(target_modes, dim)
     tuned = {k: v for k, v in values.items() if k not in ("lr", "batch_size", "beta1", "beta2")}
