@@ -23,8 +23,6 @@ import torch
 from optuna.trial import TrialState
 
 from pdes import load_problem
-from pdes.checks import as_int
-from pdes.spectrum import added_energy
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
@@ -46,6 +44,15 @@ from transfer_tune.core.train import (
     resolve_device,
 )
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.preflight import (  # noqa: F401  (re-exported)
+    ADDED_ENERGY_MIN,
+    TargetEnergyWarning,
+    added_target_energy,
+    check_data,
+    check_target,
+    energy_warning,
+    fine_problem,
+)
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import (
     checkpoint_dir,
@@ -60,14 +67,6 @@ from transfer_tune.search.workers import WORKER_ATTR, process_gone, worker_tag
 #: The target study's objective, as the dashboard names it (``metrics["test_l2"]``: outputs
 #: and targets decoded to physical units before the relative L2).
 METRIC_NAME = "test rel-L2 (physical units)"
-
-
-class TargetEnergyWarning(UserWarning):
-    """The target's K keeps almost no energy of the target that the proxy's K does not."""
-
-
-#: Below this added fraction of the target's energy the target's K has little to learn.
-ADDED_ENERGY_MIN = 1e-3
 
 
 @dataclass
@@ -241,25 +240,6 @@ def plan_transfer(
     )
 
 
-def energy_warning(added: float | None, target_modes: int) -> str | None:
-    """One line when ``added`` (see :func:`added_target_energy`) is below ``ADDED_ENERGY_MIN``."""
-    if added is None or added >= ADDED_ENERGY_MIN:
-        return None
-    return (
-        f"warning: K = {target_modes} adds only {added:.1e} of the target's energy beyond the "
-        f"proxy's K (< {ADDED_ENERGY_MIN:g}): the larger model has little more to learn on this "
-        "problem (transfer-tune data NAME --spectrum shows it)"
-    )
-
-
-def added_target_energy(problem: Any, proxy_modes: int, target_modes: int) -> float | None:
-    """:func:`pdes.spectrum.added_energy` on the train split; ``None`` if it cannot be had."""
-    try:
-        return float(added_energy(problem, proxy_modes, target_modes))
-    except (TransferTuneError, ValueError, TypeError, RuntimeError):
-        return None
-
-
 @dataclass
 class TargetResult:
     """The large-K run: metrics, curves, checkpoint, and the study that records it."""
@@ -293,76 +273,6 @@ def physical_error(model: torch.nn.Module, problem, x: torch.Tensor, y: torch.Te
     model.eval()
     preds = torch.cat([model(x[i : i + 64]) for i in range(0, x.shape[0], 64)])
     return float(relative_l2(problem.decode_y(preds), problem.decode_y(y)))
-
-
-def _fine_problem(problem, eval_resolution: int | None):
-    """The problem on the finer test grid: ``eval_resolution``, else 2x when it exists.
-
-    A file problem has only its files' grids: its finer test file (``eval_resolution`` must
-    name that grid, or be left out), else nothing.
-    """
-    if getattr(problem, "is_file", False):
-        return problem.fine_test_problem(eval_resolution)
-    if eval_resolution is not None:
-        return problem.with_overrides(resolution=eval_resolution)
-    try:
-        return problem.with_overrides(resolution=2 * problem.resolution)
-    except TransferTuneError:
-        return None
-
-
-def check_data(problem: Any, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
-    """Refuse empty or non-finite splits before any training (a NaN would pass for divergence).
-
-    Raises
-    ------
-    TransferTuneError
-        Naming the split and what is wrong with it.
-    """
-    for split in splits:
-        x, y = problem.dataset(split)
-        if x.shape[0] == 0:
-            raise TransferTuneError(
-                f"the {split} split of {problem.name!r} is empty; give n_{split} >= 1"
-            )
-        for label, tensor in (("inputs", x), ("targets", y)):
-            bad = int((~torch.isfinite(tensor)).sum())
-            if bad:
-                raise TransferTuneError(
-                    f"the {split} split of {problem.name!r} holds {bad} NaN or inf value(s) in "
-                    f"its {label}; clean the data (a NaN would look like a diverged training)"
-                )
-
-
-def check_target(
-    problem: Any,
-    target_modes: Any,
-    epochs: Any = None,
-    eval_resolution: Any = None,
-) -> None:
-    """Every check on the target run that can be made before the proxy search starts.
-
-    ``target_modes`` must be an integer K >= 2 that the training grid (and the evaluation grid)
-    allows, ``epochs`` a positive integer (or ``None``: the proxy's), ``eval_resolution`` a grid
-    the problem can give; the data of every split must be non-empty and finite.
-
-    Raises
-    ------
-    TransferTuneError
-        With the fix in the message.
-    """
-    as_int(target_modes, "target_modes (K of the target)", minimum=2)
-    check_modes(target_modes, problem.grid_shape)
-    if epochs is not None:
-        as_int(epochs, "target epochs")
-    if eval_resolution is not None:
-        as_int(eval_resolution, "eval_resolution", minimum=2)
-    fine = _fine_problem(problem, eval_resolution)
-    if fine is not None:
-        check_modes(target_modes, fine.grid_shape)
-    check_data(problem)
-    if fine is not None and getattr(problem, "is_file", False):
-        check_data(fine, ("test",))  # a user's fine test file: read and checked now
 
 
 def _start_target_study(
@@ -548,12 +458,12 @@ def run_target(
         "steps": result.steps,
         "world_size": distributed.world_size(),
     }
-    fine_problem = _fine_problem(problem, eval_resolution)
-    if fine_problem is not None:
-        check_modes(plan.modes, fine_problem.grid_shape)
-        xf, yf = fine_problem.dataset("test")
-        metrics["fine_resolution"] = fine_problem.resolution
-        metrics["test_l2_fine"] = physical_error(model, fine_problem, xf, yf)
+    fine = fine_problem(problem, eval_resolution)
+    if fine is not None:
+        check_modes(plan.modes, fine.grid_shape)
+        xf, yf = fine.dataset("test")
+        metrics["fine_resolution"] = fine.resolution
+        metrics["test_l2_fine"] = physical_error(model, fine, xf, yf)
     advice = (
         "the training state next to it is kept: free space and run the same command again to finish"
     )
