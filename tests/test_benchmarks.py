@@ -6,6 +6,7 @@ cache (``TRANSFER_TUNE_CACHE``) is inherited through the environment.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -90,33 +91,98 @@ def test_speed_quick_without_neuraloperator(tmp_path):
 def test_transfer_repro_quick(tmp_path):
     out = run_quick("transfer_repro.py", "--out", str(tmp_path))
     found = tables(out)
-    assert len(found) == 2  # one table per problem
-    for rows in found:
-        assert {r["param."] for r in rows} == {"µP", "SP"}
+    # per arm: the optimum table and the SP - µP gap table; the no-clip arm adds the R-only one
+    assert len(found) == 5
+    main, gap, ronly, clip_main, clip_gap = found
+    for rows in (main, clip_main):
+        assert [(r["param."], r["K"]) for r in rows] == [("µP", "2"), ("µP", "4")] + [
+            ("SP", "2"),
+            ("SP", "4"),
+        ]
         for r in rows:
-            assert number(r["optimum lr"]) > 0
-            assert math.isfinite(number(r["shift log2 [95%]"]))
+            assert math.isfinite(number(r["test optimum log2 lr"]))
+            assert math.isfinite(number(r["test shift [95%]"]))
             assert number(r["test loss at grid min"]) > 0
-    assert out.count("µP: ") == 2 and out.count("SP: ") == 2  # the verdict lines
-    for name in ("burgers", "darcy"):
+            verdict = r["test verdict"].split(" (")[0]
+            assert verdict in ({"—"} if r["K"] == "2" else {"transfers", "drifts", "inconclusive"})
+            assert r["stability edge (fail/seeds)"].startswith(("2^", "> 2^", "n/a"))
+    for rows in (gap, clip_gap):
+        assert [r["K"] for r in rows] == ["4"]
+        assert number(rows[0]["rule log2 sqrt(ln 4 / ln K)"]) == pytest.approx(-0.5)
+    assert {r["param."] for r in ronly} == {"µP", "SP"}
+    assert "Student-t over 2 seeds" in out  # every table names its interval method
+    assert out.count("- test loss — µP: ") == 2 and out.count("- train loss — SP: ") == 2
+    record = json.loads((tmp_path / "transfer_repro.json").read_text())
+    assert set(record["arms"]) == {"burgers-w8-none", "burgers-w8-clip"}
+    arm = record["arms"]["burgers-w8-none"]
+    assert arm["setup"]["seeds"] == [0, 1] and len(arm["setup"]["lr_grid"]) == 5
+    assert {"test_loss", "train_loss", "stability", "r_only", "curves"} <= set(arm)
+    assert "mup/K4" in arm["r_only"]["exponent"]
+    for name in ("burgers-w8-none", "burgers-w8-clip", "burgers-w8-none-ronly"):
         for kind in ("landscape", "optimum"):
             html = tmp_path / f"transfer_{name}_{kind}.html"
             assert html.exists() and html.stat().st_size < 200_000  # plotly.js not embedded
     assert (tmp_path / "plotly.min.js").exists()
-    assert (tmp_path / "transfer_repro.json").exists()
+    # the README block is rendered from the JSON alone (numbers are never retyped)
+    sys.path.insert(0, str(BENCH))
+    try:
+        import transfer_repro
+    finally:
+        sys.path.remove(str(BENCH))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{transfer_repro.BEGIN}\nold\n{transfer_repro.END}\noutro\n")
+    transfer_repro.write_readme(record, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    summary, *per_arm = tables(text)
+    assert [(r["arm"], r["K"]) for r in summary] == [
+        ("burgers-w8-none", "4"),
+        ("burgers-w8-clip", "4"),
+    ]
+    assert per_arm[0] == main and per_arm[3] == clip_main
 
 
 def test_compute_audit_quick():
     out = run_quick("compute_audit.py")
-    per_seed, summary = tables(out)
-    arms = ["(a) proxy + µTransfer", "(b) tune target directly", "ratio (a)/(b)"]
-    assert [r["arm"] for r in per_seed] == arms and [r["arm"] for r in summary] == arms
-    for r in per_seed[:2]:
-        assert number(r["search s"]) > 0 and number(r["total GFLOP"]) > 0
-        assert 0 < number(r["final test rel-L2"]) < 1e4
-    assert number(per_seed[2]["total s"]) > 0 and number(per_seed[2]["search GFLOP (epochs)"]) > 0
+    check, summary, tests, chosen = tables(out)
+    assert {number(r["seed"]) for r in check} == {0}
+    for r in check:
+        assert 0 < number(r["K proxy"]) < 1e4 and 0 < number(r["K target"]) < 1e4
+    arms = [
+        "(a) proxy search + µTransfer",
+        "(b) direct search, SP",
+        "(c) direct search, µP",
+        "(d) naive transfer, SP",
+    ]
+    assert [r["arm"] for r in summary] == arms
+    rows = dict(zip("abcd", summary, strict=True))
+    assert [rows[a]["searched at"] for a in "abcd"] == [
+        "K=2 (SP)",
+        "K=4 (SP)",
+        "K=4 (µP K_base=2)",
+        "K=2 (SP)",
+    ]
+    assert [rows[a]["final run"] for a in "abcd"] == ["µP K_base=2", "SP", "µP K_base=2", "SP"]
     for r in summary:
-        assert number(r["total s"]) > 0 and number(r["final test rel-L2"]) > 0
+        per_seed = [float(x) for x in r["per seed"].split(",")]
+        assert len(per_seed) == 2 and all(0 < x < 1e4 for x in per_seed)
+        assert math.isclose(number(r["test rel-L2 mean ± sd"]), sum(per_seed) / 2, abs_tol=0.01)
+        for key in ("search s (CPU s)", "final s (CPU s)", "search GFLOP", "total GFLOP"):
+            assert number(r[key]) >= 0
+        assert number(r["total CPU s"]) > 0 and number(r["search s (CPU s)"]) > 0
+        assert re.fullmatch(r"[0-2]/2", r["values = (a)'s"])
+    assert rows["a"]["values = (a)'s"] == rows["d"]["values = (a)'s"] == "2/2"
+    # ratios to (b): (b) is 1; (d) reuses (a)'s search, so the same search cost
+    for key in ("search FLOP / (b)", "search CPU / (b)", "total FLOP / (b)", "test error / (b)"):
+        assert number(rows["b"][key]) == 1
+    assert rows["a"]["search FLOP / (b)"] == rows["d"]["search FLOP / (b)"]
+    assert rows["a"]["search CPU / (b)"] == rows["d"]["search CPU / (b)"]
+    assert number(rows["a"]["search FLOP / (b)"]) < 1  # the proxy is cheaper per epoch
+    assert [r["pair"] for r in tests] == ["(b) - (a)", "(c) - (a)", "(d) - (a)", "(c) - (b)"]
+    for r in tests:
+        assert 0 <= number(r["sign p"]) <= 1 and 0 <= number(r["Wilcoxon p"]) <= 1
+        assert r["seeds first lower"].endswith("/2")
+    assert [number(r["seed"]) for r in chosen] == [0, 1000]
 
 
 def test_pde_speed_quick():
@@ -125,3 +191,77 @@ def test_pde_speed_quick():
     assert [t[0] for t in timings] == ["burgers", "darcy", "navier_stokes"]
     for _, res, samples, seconds in timings:
         assert int(res) > 0 and int(samples) == 24 and float(seconds) > 0
+
+
+def test_horizon_quick():
+    out = run_quick("horizon.py")
+    sweep, arms, pilot = tables(out)
+    assert [(r["parametrization"], number(r["K"])) for r in sweep] == [
+        ("µP", 2),
+        ("µP", 4),
+        ("SP", 2),
+        ("SP", 4),
+    ]
+    for r in sweep:
+        assert 1 <= number(r["horizon"]) <= 3 and r["horizon"].endswith("/3")
+        assert len(r["ρ by epoch"].split(",")) == 3
+    assert [r["arm"] for r in arms][:2] == [
+        "(b) direct search at K_target, SP",
+        "(e) µP proxy, auto horizon",
+    ]
+    assert len(arms) == 8 and number(arms[0]["search FLOP / (b)"]) == 1
+    for r in arms:
+        per_seed = [float(x) for x in r["per seed"].split(",")]
+        assert len(per_seed) == 2 and all(0 < x < 1e4 for x in per_seed)
+        assert all(1 <= int(h) <= 3 for h in r["horizon per seed"].split(","))
+        assert number(r["search GFLOP"]) >= 0 and number(r["search CPU s"]) > 0
+    assert [number(r["seed"]) for r in pilot] == [0, 1000]
+    assert "Goal, cost:" in out and "Among the proxy searches" in out
+
+
+def test_calibrate_quick():
+    out = run_quick("calibrate.py")
+    per_k, arms = tables(out)
+    assert [number(r["K"]) for r in per_k] == [2, 4]
+    assert [r["arm"] for r in arms] == [
+        "µP (proxy values)",
+        "calibrated α (proxy values)",
+        "naive transfer, SP (proxy values)",
+        "direct search at K_target, SP",
+        "µP rates, SP init of R",
+    ]
+    for r in arms:
+        assert len(r["per seed"].split(",")) == 2 and number(r["search CPU s"]) >= 0
+    assert number(arms[2]["R's lr x"]) == 1 and number(arms[4]["R's init x"]) == 1
+    assert "Verdict of the calibration:" in out and "alpha =" in out
+
+
+def test_own_model_quick(tmp_path):
+    pytest.importorskip("neuralop")
+    out = run_quick("own_model.py", "--json", str(tmp_path / "own_model.json"))
+    summary, per_run = tables(out)
+    assert [r["model"] for r in summary] == ["transfer-tune FNO", "neuraloperator FNO"]
+    for r in summary:
+        assert number(r["params"].replace(",", "")) > 0
+        assert number(r["s / epoch (median)"]) > 0
+        for key in ("test rel-L2 @8", "test rel-L2 @15"):
+            assert 0 < number(r[key]) / 100 < 2
+        for key in ("per seed @train grid", "per seed @fine grid"):
+            per_seed = [float(x) / 100 for x in r[key].split(",")]
+            assert len(per_seed) == 2 and all(0 < x < 2 for x in per_seed)
+    assert [(r["seed"], r["model"]) for r in per_run] == [
+        ("0", "transfer-tune FNO"),
+        ("0", "neuraloperator FNO"),
+        ("1", "transfer-tune FNO"),
+        ("1", "neuraloperator FNO"),
+    ]
+    for r in per_run:
+        for key in ("test rel-L2 (%) train grid", "fine grid"):
+            assert math.isfinite(number(r[key])) and 0 < number(r[key]) / 100 < 2
+        assert number(r["s / epoch"]) > 0
+    record = json.loads((tmp_path / "own_model.json").read_text())
+    assert {(r["model"], r["resolution"], r["fine_resolution"]) for r in record["rows"]} == {
+        ("fno", 8, 15),
+        ("neuralop", 8, 15),
+    }
+    assert all(r["parametrization"]["kind"] == "mup" for r in record["rows"])

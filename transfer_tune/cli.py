@@ -1,8 +1,8 @@
 """The ``transfer-tune`` command line.
 
-Subcommands: ``data``, ``tune``, ``transfer``, ``run``, ``worker``, ``landscape``,
-``coord-check``, ``dashboard``, ``demo``. Options left out are not passed on, so every default
-lives in the function the command calls. Imports are made inside each command so that
+Subcommands: ``data``, ``tune``, ``transfer``, ``calibrate``, ``run``, ``worker``, ``landscape``,
+``horizon``, ``coord-check``, ``dashboard``, ``demo``. Options left out are not passed on, so
+every default lives in the function the command calls. Imports are made inside each command so that
 ``transfer-tune data`` starts without loading Optuna. Every user mistake raises
 :class:`transfer_tune.errors.TransferTuneError`; the command prints it on one line and exits
 with status 2.
@@ -115,7 +115,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     kw = load_spec(args.spec).tune_kwargs()
     kw.update(_given(n_trials=args.n_trials, n_jobs=args.n_jobs, study_name=args.study_name))
-    kw.update(_given(storage=args.storage, device=args.device))
+    kw.update(_given(storage=args.storage, device=args.device, horizon=args.horizon))
     url = normalize_url(kw.pop("storage", None))
     study = tune(storage=url, **kw)
     values = best_values(study)  # a clear error when every trial was pruned or diverged
@@ -142,7 +142,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=args.study, storage=get_storage(url, must_exist=True))
     except KeyError as exc:
         raise TransferTuneError(f"no study named {args.study!r} in {redact_url(url)}") from exc
-    plan = plan_transfer(study, args.modes, args.epochs)
+    plan = plan_transfer(study, args.modes, args.epochs, **_given(rule=args.rule))
     print(plan.table())
     if plan.energy_warning():
         print(plan.energy_warning(), file=sys.stderr)
@@ -161,6 +161,36 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     print(result)
     print(f"checkpoint: {result.checkpoint}")
     print(f"inspect: {dashboard_command(url)}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transfer_tune.analysis.calibrate import calibrate
+    from transfer_tune.report.calibrate_figure import calibration_figure
+    from transfer_tune.report.export import save_figure
+    from transfer_tune.search.storage import safe_filename
+
+    study, storage = args.study, args.storage
+    if study.endswith(".toml"):  # the spec that tuned the proxy: its study name and storage
+        from transfer_tune.search.spec import load_spec
+
+        kw = load_spec(study).tune_kwargs()
+        if "study_name" not in kw:
+            raise TransferTuneError(f"{study} names no [tune] study_name; give the study's name")
+        study, storage = kw["study_name"], storage or kw.get("storage")
+    seeds = None if args.seeds is None else list(range(args.seeds))
+    options = _given(modes=args.modes, seeds=seeds, span=args.span, step=args.step)
+    options.update(_given(epochs=args.epochs, n_jobs=args.n_jobs, device=args.device))
+    cal = calibrate(study, storage, progress=True, **options)
+    print(cal.markdown())
+    out = Path(args.out or Path("studies") / safe_filename(f"calibrate-{cal.study}"))
+    saved = save_figure(calibration_figure(cal), out, formats=())
+    print(f"figure: {saved.html}")
+    print(f"stored on the proxy study {cal.study!r} (user attribute 'calibration')")
+    if cal.rule == "calibrated":
+        print(f"next: transfer-tune transfer {cal.study} --modes K --rule calibrated")
     return 0
 
 
@@ -280,6 +310,36 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _horizon_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from exc
+
+
+def _cmd_horizon(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transfer_tune.analysis.horizon import analyse_all, markdown_table
+    from transfer_tune.report.export import save_figure
+    from transfer_tune.report.horizon_figure import horizon_figure
+    from transfer_tune.report.readers import read_curves
+    from transfer_tune.search.storage import get_storage, normalize_url, safe_filename
+
+    store = get_storage(normalize_url(args.storage), must_exist=True)
+    thresholds = _given(min_correlation=args.min_correlation, max_regret=args.max_regret)
+    results = analyse_all(read_curves(store, args.name), **thresholds)
+    print(markdown_table(results))
+    for r in results:
+        print(r.summary())
+    out = Path(args.out or Path("studies") / safe_filename(f"horizon-{args.name}"))
+    saved = save_figure(horizon_figure(results), out, formats=())
+    print(f"figure: {saved.html}")
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from transfer_tune.report.dashboard import serve
 
@@ -356,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int)
     p.add_argument("--n-jobs", type=int)
     p.add_argument("--study-name")
+    p.add_argument(
+        "--horizon",
+        type=_horizon_arg,
+        help="epochs each trial trains: an int, or auto (a pilot measures when the ranking "
+        "settles); default all",
+    )
     storage_arg(p)
     device_arg(p)
 
@@ -367,10 +433,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-study", help="name of the target study")
     p.add_argument("--plan-only", action="store_true", help="print the plan, do not train")
     p.add_argument(
+        "--rule",
+        choices=("mup", "sp", "calibrated"),
+        help="transfer rule for R: mup (default), sp, or calibrated (the exponent stored by "
+        "`transfer-tune calibrate`)",
+    )
+    p.add_argument(
         "--take-over",
         action="store_true",
         help="resume a RUNNING run of this target left by a dead process on another machine",
     )
+    storage_arg(p)
+    device_arg(p)
+
+    p = add(
+        "calibrate",
+        _cmd_calibrate,
+        "measure how R's best rate moves with K around a tuned proxy and fit its exponent",
+    )
+    p.add_argument("study", help="name of the proxy study, or the spec TOML that tuned it")
+    p.add_argument("--modes", type=_int_list, help="K values (default K_base, 2 and 4 K_base)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 5)")
+    p.add_argument("--span", type=float, help="grid half-width around the best lr, log2 (2)")
+    p.add_argument("--step", type=float, help="grid step, log2 (default 0.5)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the proxy's)")
+    p.add_argument("--n-jobs", type=int, help="sweep worker processes (default 1)")
+    p.add_argument("--out", help="figure path without extension (default studies/calibrate-STUDY)")
     storage_arg(p)
     device_arg(p)
 
@@ -393,6 +481,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("landscape", _cmd_landscape, "loss-vs-hyperparameter sweeps of a study spec")
     p.add_argument("spec")
     p.add_argument("--n-jobs", type=int, help="sweep worker processes (default: the spec's or 1)")
+    storage_arg(p)
+
+    p = add(
+        "horizon",
+        _cmd_horizon,
+        "how early the ranking of a sweep's or proxy study's configurations settles",
+    )
+    p.add_argument("name", help="a landscape sweep or a proxy study in the storage")
+    p.add_argument("--min-correlation", type=float, help="Spearman threshold (default 0.9)")
+    p.add_argument("--max-regret", type=float, help="regret threshold (default 0.02)")
+    p.add_argument("--out", help="figure path without extension (default studies/horizon-NAME)")
     storage_arg(p)
 
     p = add("dashboard", _cmd_dashboard, "start optuna-dashboard on the storage")

@@ -22,8 +22,10 @@ __all__ = [
     "TargetRun",
     "TrialRecord",
     "open_study",
+    "read_curves",
     "read_proxy_history",
     "read_target",
+    "study_ids",
 ]
 
 
@@ -45,6 +47,8 @@ class TrialRecord:
         The value reported at the last step (the validation loss of the last epoch).
     seconds : float
         Wall time of the trial (0 when it has not finished).
+    intermediate : dict
+        Every reported value by step (the validation loss per epoch).
     """
 
     number: int
@@ -53,6 +57,7 @@ class TrialRecord:
     params: dict[str, Any]
     last_intermediate: float | None
     seconds: float
+    intermediate: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -64,6 +69,7 @@ class TrialRecord:
             params=dict(trial.params),
             last_intermediate=iv[max(iv)] if iv else None,
             seconds=trial.duration.total_seconds() if trial.duration is not None else 0.0,
+            intermediate=dict(sorted(iv.items())),
         )
 
 
@@ -87,6 +93,12 @@ class TargetRun:
         The study's ``metrics`` and ``plan`` user attributes.
     checkpoint : str or None
         Path of the saved model.
+    params : dict
+        The values its trial ran with (lr, batch_size, beta1, beta2), as Optuna params.
+    curve : dict
+        Validation loss per epoch (the trial's intermediate values).
+    metric_name : str or None
+        The name of the study's objective.
     """
 
     name: str
@@ -98,6 +110,9 @@ class TargetRun:
     metrics: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    curve: dict[int, float] = field(default_factory=dict)
+    metric_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,8 +188,10 @@ def _target_run(study: optuna.Study) -> TargetRun:
     attrs = study.user_attrs
     plan = attrs.get("plan", {}) or {}
     metrics = attrs.get("metrics", {}) or {}
-    complete = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.value is not None]
     last = complete[-1] if complete else None
+    shown = last or (trials[-1] if trials else None)  # a run still going: its curve so far
     val = metrics.get("val_loss")
     if val is None and last is not None and last.intermediate_values:
         val = last.intermediate_values[max(last.intermediate_values)]
@@ -188,7 +205,22 @@ def _target_run(study: optuna.Study) -> TargetRun:
         metrics=dict(metrics),
         plan=dict(plan),
         checkpoint=attrs.get("checkpoint"),
+        params=dict(shown.params) if shown else {},
+        curve=dict(sorted(shown.intermediate_values.items())) if shown else {},
+        metric_name=_metric_name(study),
     )
+
+
+def _metric_name(study: optuna.Study) -> str | None:
+    names = study.metric_names
+    return names[0] if names else None
+
+
+def study_ids(storage: Any) -> dict[str, int]:
+    """Study name -> the id the dashboard shows it under (``/dashboard/studies/<id>``)."""
+    store = _store(storage)
+    names = [s.study_name for s in store.get_all_studies()]
+    return {name: store.get_study_id_from_name(name) for name in names}
 
 
 def read_target(storage: Any, target_study_name: str) -> TargetRun | None:
@@ -217,3 +249,78 @@ def read_proxy_history(storage: Any, proxy_study_name: str) -> ProxyHistory:
         trials=tuple(TrialRecord.from_trial(t) for t in trials),
         target=read_target(store, linked) if linked else None,
     )
+
+
+def _epoch_curve(trial: FrozenTrial) -> dict[int, float]:
+    """``{epochs trained: loss}`` of a trial (Optuna's step s is epoch s + 1)."""
+    return {int(s) + 1: float(v) for s, v in sorted(trial.intermediate_values.items())}
+
+
+def read_curves(storage: Any, name: str) -> list[Any]:
+    """Per-epoch validation losses of a landscape sweep or a proxy study, for the horizon.
+
+    A sweep (``name`` is a sweep's name) gives one
+    :class:`~transfer_tune.analysis.horizon.CurveSet` per (parametrization, K) study, µP
+    first; a configuration is a grid point, its curve the mean over its seeds, and a point
+    with a pruned (diverged) seed is left out (its trials are counted in ``n_pruned``). A
+    proxy study (any other ``name``) gives one curve set whose configurations are its
+    complete trials; pruned trials are counted in ``n_pruned``. Failed, running and waiting
+    trials are ignored. Nothing is trained.
+    """
+    from transfer_tune.analysis.horizon import CurveSet
+    from transfer_tune.analysis.landscape.readback import sweep_studies
+
+    store = _store(storage)
+    studies = sweep_studies(store, name)
+    if not studies:
+        study = open_study(store, name)
+        trials = study.get_trials(deepcopy=False)
+        curves = {
+            f"trial {t.number}": _epoch_curve(t)
+            for t in sorted(trials, key=lambda t: t.number)
+            if t.state == TrialState.COMPLETE
+        }
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        modes = (study.user_attrs.get("model") or {}).get("modes")
+        kind = (study.user_attrs.get("parametrization") or {}).get("kind")
+        return [CurveSet(study.study_name, curves, kind, modes, pruned)]
+    kinds = list(studies[0].user_attrs["sweep_config"]["parametrizations"])
+    out = []
+    for s in sorted(
+        studies,
+        key=lambda s: (
+            kinds.index(s.user_attrs["parametrization"]["kind"])
+            if s.user_attrs["parametrization"]["kind"] in kinds
+            else len(kinds),
+            int(s.user_attrs["modes"]),
+        ),
+    ):
+        study = optuna.load_study(study_name=s.study_name, storage=store)
+        points: dict[str, list[FrozenTrial]] = {}
+        bad: set[str] = set()
+        pruned = 0
+        for t in study.get_trials(deepcopy=False):
+            if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or "seed" not in t.params:
+                continue
+            label = ", ".join(f"{k}={v:.4g}" for k, v in sorted(t.params.items()) if k != "seed")
+            points.setdefault(label, []).append(t)
+            if t.state == TrialState.PRUNED:
+                pruned += 1
+                bad.add(label)
+        curves = {}
+        for label, runs in points.items():
+            if label in bad:
+                continue
+            per_run = [_epoch_curve(t) for t in runs]
+            epochs = set.intersection(*(set(c) for c in per_run))
+            curves[label] = {e: sum(c[e] for c in per_run) / len(per_run) for e in sorted(epochs)}
+        out.append(
+            CurveSet(
+                s.study_name,
+                curves,
+                s.user_attrs["parametrization"]["kind"],
+                int(s.user_attrs["modes"]),
+                pruned,
+            )
+        )
+    return out

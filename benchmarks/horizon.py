@@ -1,0 +1,599 @@
+"""Cheaper search from early statistics: the training horizon of proxy trials, measured.
+
+Usage::
+
+    python benchmarks/horizon.py               # full: Darcy 32 x 32, K 4 -> 16, 5 seeds
+    python benchmarks/horizon.py --quick       # tiny sizes, seconds (the test suite's)
+    python benchmarks/horizon.py --readme-from benchmarks/results/horizon.json
+
+Three parts, one process, one torch thread:
+
+1. **Does µP settle earlier than SP?** A landscape sweep over the learning rate (both
+   parametrizations, K_proxy and K_target, full epochs) read back with
+   :func:`transfer_tune.report.readers.read_curves` and analysed with
+   :func:`transfer_tune.analysis.horizon.analyse`: per epoch, the Spearman / Kendall rank
+   correlation with the final loss and the regret of the early leader; the horizon is the
+   shortest epoch from which Spearman >= 0.9 and regret <= 2 % hold.
+2. **Arm (e) against arm (b)** of the compute audit, per seed: (e) searches the proxy
+   (K_proxy; µP with K_base = K_proxy, the SP model there) with ``horizon="auto"`` (a pilot of
+   ``PILOT_TRIALS`` random trials at full epochs picks h, the rest of the trials train h
+   epochs), then µP transfer to K_target; (b) searches K_target directly under SP (all
+   epochs) and trains the final run under SP. Same sampler (TPE), pruner (median), number of
+   trials, epochs, search space, seed and final-run budget. Goal: search FLOPs of (e) <= 0.1x
+   (b)'s at a test error no worse than (b)'s (its mean + one seed sd).
+3. **Against what Optuna already offers**: the proxy search with the median, Hyperband and
+   SuccessiveHalving pruners, each at all epochs and at the fixed horizon h that (e)'s pilot
+   chose for that seed (``tune(..., horizon=h)``, no pilot), each transferred and trained as
+   (e) is.
+
+Costs: search FLOPs from :func:`transfer_tune.api.compute_summary` (every epoch every trial ran,
+the pilot's included; validation passes and Adam updates counted), CPU seconds measured around
+each search. Test error: relative L2 in physical units on the test split. The full run writes
+``benchmarks/results/horizon.json`` and the block between ``<!-- horizon:begin -->`` and
+``<!-- horizon:end -->`` of ``benchmarks/README.md`` from it; nothing there is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+
+from machine import cpu_model, load_average  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "horizon.json"
+FIGURE = ROOT / "benchmarks" / "results" / "horizon_sweep"
+README = ROOT / "benchmarks" / "README.md"
+BEGIN, END = "<!-- horizon:begin -->", "<!-- horizon:end -->"
+#: arm -> (label, K searched, pruner, horizon: None | "auto" | "h" (the pilot's choice)).
+ARMS = {
+    "b": ("(b) direct search at K_target, SP", "target", "median", None),
+    "e": ("(e) µP proxy, auto horizon", "proxy", "median", "auto"),
+    "median": ("proxy, median, all epochs", "proxy", "median", None),
+    "hyperband": ("proxy, Hyperband, all epochs", "proxy", "hyperband", None),
+    "sh": ("proxy, SuccessiveHalving, all epochs", "proxy", "successive_halving", None),
+    "median-h": ("proxy, median, fixed h", "proxy", "median", "h"),
+    "hyperband-h": ("proxy, Hyperband, fixed h", "proxy", "hyperband", "h"),
+    "sh-h": ("proxy, SuccessiveHalving, fixed h", "proxy", "successive_halving", "h"),
+}
+GOAL = 0.1
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Budget of the benchmark."""
+
+    problem: str
+    overrides: dict[str, Any]
+    proxy_modes: int
+    target_modes: int
+    width: int
+    n_layers: int
+    n_trials: int
+    search_epochs: int
+    final_epochs: int
+    search_space: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1000, 2000, 3000, 4000)
+    arms: tuple[str, ...] = tuple(ARMS)
+    sweep_lrs: tuple[float, ...] = (1e-4, 2.5e-4, 6e-4, 1.5e-3, 4e-3, 1e-2, 2.5e-2, 6e-2)
+    sweep_batch: int = 16
+    check_hparams: dict[str, Any] = field(default_factory=lambda: {"lr": 3e-3, "batch_size": 8})
+
+
+FULL = Setup(
+    problem="darcy",
+    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
+    proxy_modes=4,
+    target_modes=16,
+    width=16,
+    n_layers=4,
+    n_trials=12,
+    search_epochs=8,
+    final_epochs=16,
+    search_space={"batch_size": [8, 16, 32]},
+)
+QUICK = Setup(
+    problem="darcy",
+    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
+    proxy_modes=2,
+    target_modes=4,
+    width=4,
+    n_layers=1,
+    n_trials=6,
+    search_epochs=3,
+    final_epochs=2,
+    search_space={"batch_size": [8]},
+    seeds=(0, 1000),
+    sweep_lrs=(1e-3, 1e-2, 5e-2),
+    sweep_batch=8,
+)
+
+
+# -- running ----------------------------------------------------------------------------------
+def reference_check(setup: Setup, problem: Any) -> dict:
+    """Train K_proxy and K_target under SP with the same hyperparameters: does K matter?"""
+    import torch
+
+    from transfer_tune.core.model import FNO
+    from transfer_tune.core.parametrization import get_parametrization
+    from transfer_tune.core.train import HParams, TrainData, fit
+    from transfer_tune.search.transfer import physical_error
+
+    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
+    xt, yt = problem.dataset("test")
+    errors = {}
+    for modes in (setup.proxy_modes, setup.target_modes):
+        model = FNO(
+            dim=problem.dim,
+            modes=modes,
+            width=setup.width,
+            n_layers=setup.n_layers,
+            in_channels=problem.in_channels,
+            out_channels=problem.out_channels,
+        )
+        par = get_parametrization("sp", base_modes=modes)
+        par.initialize(model, generator=torch.Generator().manual_seed(0))
+        hp = HParams(**setup.check_hparams)
+        fit(model, data, hp, setup.final_epochs, parametrization=par, seed=0, device="cpu")
+        errors[modes] = physical_error(model.cpu(), problem, xt, yt)
+    return {
+        "hparams": setup.check_hparams,
+        "epochs": setup.final_epochs,
+        "test_l2": {str(k): v for k, v in errors.items()},
+        "ratio": errors[setup.target_modes] / errors[setup.proxy_modes],
+    }
+
+
+def landscape(setup: Setup, problem: Any, storage: str, figure: bool) -> list[dict]:
+    """Part 1: the lr sweep under µP and SP, read back and analysed per (parametrization, K)."""
+    from transfer_tune.analysis.horizon import analyse
+    from transfer_tune.analysis.landscape import sweep
+    from transfer_tune.report.horizon_figure import horizon_figure
+    from transfer_tune.report.readers import read_curves
+
+    sweep(
+        problem,
+        modes=[setup.proxy_modes, setup.target_modes],
+        values=list(setup.sweep_lrs),
+        seeds=[0],
+        epochs=setup.search_epochs,
+        storage=storage,
+        base_modes=setup.proxy_modes,
+        width=setup.width,
+        n_layers=setup.n_layers,
+        hparams={"batch_size": setup.sweep_batch},
+        sweep_name="horizon-lr",
+        device="cpu",
+        progress=False,
+    )
+    results = [analyse(s) for s in read_curves(storage, "horizon-lr")]
+    if figure:
+        # the shared benchmarks/results/plotly.min.js, not a 4.8 MB copy per figure
+        horizon_figure(results).write_html(
+            str(FIGURE.with_suffix(".html")), include_plotlyjs="directory", full_html=True
+        )
+    return [r.to_dict() for r in results]
+
+
+def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, dict]:
+    """Every arm of ``setup.arms`` for one seed (arm (e) first: its h fixes the "-h" arms)."""
+    from optuna.trial import TrialState
+
+    from transfer_tune.api import compute_summary
+    from transfer_tune.search.transfer import plan_transfer, run_target
+    from transfer_tune.search.tune import tune
+
+    out: dict[str, dict] = {}
+    h: int | None = None
+    order = sorted(setup.arms, key=lambda a: a != "e")
+    for arm in order:
+        _, where, pruner, horizon = ARMS[arm]
+        modes = setup.target_modes if where == "target" else setup.proxy_modes
+        if horizon == "h":
+            horizon = h
+        cpu = time.process_time()
+        study = tune(
+            problem,
+            modes,
+            setup.width,
+            setup.n_layers,
+            setup.n_trials,
+            setup.search_epochs,
+            search_space=setup.search_space or None,
+            storage=storage,
+            study_name=f"{arm}-seed{seed}",
+            seed=seed,
+            pruner=pruner,
+            device="cpu",
+            progress=False,
+            horizon=horizon,
+        )
+        search_cpu = time.process_time() - cpu
+        evidence = study.user_attrs.get("horizon") or {}
+        if arm == "e":
+            h = int(evidence["epochs"])
+        plan = plan_transfer(study, setup.target_modes, setup.final_epochs)
+        cpu, start = time.process_time(), time.perf_counter()
+        target = run_target(
+            plan, storage, study_name=f"{arm}-seed{seed}-final", seed=seed, device="cpu",
+            progress=False,
+        )  # fmt: skip
+        seconds, final_cpu = time.perf_counter() - start, time.process_time() - cpu
+        compute = compute_summary(study, plan, problem, seconds)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        stats = {s["epoch"]: s for s in evidence.get("stats", [])}
+        chosen = stats.get(evidence.get("epochs"), {})
+        out[arm] = {
+            "arm": arm,
+            "seed": seed,
+            "search_modes": modes,
+            "horizon": evidence.get("epochs", setup.search_epochs),
+            "pilot_spearman": chosen.get("spearman"),
+            "pilot_regret": chosen.get("regret"),
+            "pilot_configs": evidence.get("n_configs"),
+            "search_flops": compute["proxy_search_flops"],
+            "search_epochs": compute["proxy_search_epochs"],
+            "search_seconds": compute["proxy_seconds"],
+            "search_cpu_seconds": search_cpu,
+            "final_cpu_seconds": final_cpu,
+            "complete_trials": states.count(TrialState.COMPLETE),
+            "pruned_trials": states.count(TrialState.PRUNED),
+            "params": {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")},
+            "test_l2": target.metrics["test_l2"],
+        }
+    return out
+
+
+# -- statistics -------------------------------------------------------------------------------
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _sd(xs: list[float]) -> float:
+    if len(xs) < 2:
+        return 0.0
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _ci(diffs: list[float]) -> list[float]:
+    from scipy import stats
+
+    n, sd = len(diffs), _sd(diffs)
+    if n < 2 or sd == 0:
+        return [math.nan, math.nan]
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return [_mean(diffs) - half, _mean(diffs) + half]
+
+
+def summarise(runs: dict[str, list[dict]], sweep: list[dict]) -> dict:
+    """Means over seeds, ratios to (b), paired differences, the winner and the verdicts."""
+    b_flops = _mean([r["search_flops"] for r in runs["b"]])
+    b_cpu = _mean([r["search_cpu_seconds"] for r in runs["b"]])
+    b_err = [r["test_l2"] for r in runs["b"]]
+    arms = {}
+    for arm, recs in runs.items():
+        errs = [r["test_l2"] for r in recs]
+        diffs = [e - b for e, b in zip(errs, b_err, strict=True)]
+        arms[arm] = {
+            "test_l2": errs,
+            "test_l2_mean": _mean(errs),
+            "test_l2_sd": _sd(errs),
+            "search_flops": _mean([r["search_flops"] for r in recs]),
+            "search_flops_vs_b": _mean([r["search_flops"] for r in recs]) / b_flops,
+            "search_cpu_seconds": _mean([r["search_cpu_seconds"] for r in recs]),
+            "search_cpu_vs_b": _mean([r["search_cpu_seconds"] for r in recs]) / b_cpu,
+            "search_epochs": _mean([r["search_epochs"] for r in recs]),
+            "horizons": [r["horizon"] for r in recs],
+            "minus_b_mean": _mean(diffs),
+            "minus_b_ci95": _ci(diffs),
+            "seeds_better_than_b": sum(d < 0 for d in diffs),
+        }
+    limit = arms["b"]["test_l2_mean"] + arms["b"]["test_l2_sd"]
+    for a in arms.values():
+        a["within_b_spread"] = a["test_l2_mean"] <= limit
+    proxy = [a for a in runs if a != "b"]
+    best = min(proxy, key=lambda a: arms[a]["test_l2_mean"])
+    tie = arms[best]["test_l2_mean"] + arms[best]["test_l2_sd"]
+    winner = min(
+        (a for a in proxy if arms[a]["test_l2_mean"] <= tie),
+        key=lambda a: arms[a]["search_flops"],
+    )
+    e = arms.get("e")
+    settle = {}
+    for s in sweep:
+        settle.setdefault(s["modes"], {})[s["parametrization"]] = s["horizon"]
+    return {
+        "arms": arms,
+        "b_limit": limit,
+        "best_error_arm": best,
+        "winner": winner,
+        "goal_cost": None if e is None else e["search_flops_vs_b"] <= GOAL,
+        "goal_error": None if e is None else e["within_b_spread"],
+        "settle": settle,
+    }
+
+
+# -- the tables (stdout and README, from the record alone) -------------------------------------
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _f(x: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def render(record: dict) -> str:
+    """The Markdown block: setup, sweep horizons, arms, verdicts (from the JSON alone)."""
+    s, env, summ = record["setup"], record["env"], record["summary"]
+    arms = summ["arms"]
+    seeds = len(s["seeds"])
+    lines = [
+        f"Command: `{record['command']}`; {env['mode']} mode, {seeds} seed(s) "
+        f"({', '.join(map(str, s['seeds']))}), {env['threads']} torch thread, {env['cpu']} "
+        f"({env['nproc']} cores), load {env['load_before']} before / {env['load_after']} after, "
+        f"{env['total_seconds'] / 60:.1f} min wall.",
+        "",
+        f"Problem `{s['problem']}` {s['overrides']}; width {s['width']}, {s['n_layers']} "
+        f"layers; K {s['proxy_modes']} -> {s['target_modes']}; {s['n_trials']} trials x "
+        f"{s['search_epochs']} epochs per search (TPE), final run {s['final_epochs']} epochs.",
+        "",
+        f"Does K matter here? SP at lr {s['check_hparams']['lr']:g}, batch "
+        f"{s['check_hparams']['batch_size']}, {s['final_epochs']} epochs: test rel-L2 K="
+        f"{s['proxy_modes']} {_pct(record['check']['test_l2'][str(s['proxy_modes'])])} %, K="
+        f"{s['target_modes']} {_pct(record['check']['test_l2'][str(s['target_modes'])])} % "
+        f"(ratio {record['check']['ratio']:.3f}).",
+        "",
+        "**1. When does the ranking settle?** lr sweep "
+        f"({len(s['sweep_lrs'])} values, batch {s['sweep_batch']}, 1 seed, {s['search_epochs']} "
+        "epochs), Spearman ρ and regret of the early leader per epoch:",
+        "",
+        "| parametrization | K | configs | excluded | horizon | ρ by epoch | regret % by epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if not record["sweep"]:
+        lines[-4:] = ["**1. When does the ranking settle?** (no sweep in this record)"]
+    for r in record["sweep"]:
+        rho = ", ".join(_f(x["spearman"], ".2f") for x in r["stats"])
+        reg = ", ".join(_f(100 * x["regret"], ".1f") for x in r["stats"])
+        lines.append(
+            f"| {'µP' if r['parametrization'] == 'mup' else 'SP'} | {r['modes']} | "
+            f"{r['n_configs']} | {r['n_pruned']} | {r['horizon']}/{r['final_epoch']} | {rho} | "
+            f"{reg} |"
+        )
+    lines += [
+        "",
+        "**2–3. Arms** (search FLOPs and CPU: mean per seed; test error: physical rel-L2 of the "
+        f"final K={s['target_modes']} run; Δ vs (b): paired mean with 95 % t-interval):",
+        "",
+        "| arm | horizon per seed | search epochs | search GFLOP | search FLOP / (b) | "
+        "search CPU s | search CPU / (b) | test rel-L2 % mean ± sd | per seed | Δ vs (b) % "
+        "[95 % CI] | seeds better than (b) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, a in arms.items():
+        ci = a["minus_b_ci95"]
+        lines.append(
+            f"| {ARMS[arm][0]} | {','.join(map(str, a['horizons']))} | "
+            f"{a['search_epochs']:.1f} | {a['search_flops'] / 1e9:.1f} | "
+            f"{a['search_flops_vs_b']:.3f} | {a['search_cpu_seconds']:.1f} | "
+            f"{a['search_cpu_vs_b']:.3f} | {_pct(a['test_l2_mean'])} ± {_pct(a['test_l2_sd'])} | "
+            f"{','.join(_pct(x) for x in a['test_l2'])} | {_pct(a['minus_b_mean'])} "
+            f"[{_pct(ci[0])}, {_pct(ci[1])}] | {a['seeds_better_than_b']}/{seeds} |"
+        )
+    e = record["runs"].get("e", [])
+    if e:
+        lines += [
+            "",
+            f"Pilot of (e) per seed (first {record['pilot_trials']} random trials at all epochs):",
+            "",
+            "| seed | horizon | complete pilot trials | ρ at horizon | regret % at horizon |",
+            "|---|---|---|---|---|",
+        ]
+        for r in e:
+            lines.append(
+                f"| {r['seed']} | {r['horizon']}/{s['search_epochs']} | {r['pilot_configs']} | "
+                f"{_f(r['pilot_spearman'], '.2f')} | {_pct(r['pilot_regret'])} |"
+            )
+    lines += ["", *verdicts(record)]
+    return "\n".join(lines)
+
+
+def verdicts(record: dict) -> list[str]:
+    """The sentences under the tables, from the summary."""
+    summ, s = record["summary"], record["setup"]
+    arms = summ["arms"]
+    out = []
+    if "e" in arms:
+        e = arms["e"]
+        out.append(
+            f"- Goal, cost: (e)'s search costs {e['search_flops_vs_b']:.3f}x (b)'s FLOPs "
+            f"({e['search_cpu_vs_b']:.3f}x its CPU time): "
+            + ("met" if summ["goal_cost"] else f"not met (goal <= {GOAL}x)")
+            + "."
+        )
+        out.append(
+            f"- Goal, error: (e) {_pct(e['test_l2_mean'])} % vs (b) "
+            f"{_pct(arms['b']['test_l2_mean'])} ± {_pct(arms['b']['test_l2_sd'])} %: "
+            + ("no worse than (b) within its seed spread." if summ["goal_error"] else "worse.")
+        )
+    runs = record["runs"]
+    n = len(runs["b"])
+    same = sum(
+        len({json.dumps(runs[a][i]["params"], sort_keys=True) for a in runs}) == 1 for i in range(n)
+    )
+    out.append(
+        f"- In {same}/{n} seed(s) every arm of this record trained its final run with the same "
+        "values (there, test-error differences come from the final parametrization, µP or SP, "
+        "not from the search)."
+    )
+    w, best = summ["winner"], ARMS[summ["best_error_arm"]][0]
+    if len(arms) > 2:
+        out.append(
+            f"- Among the proxy searches, the lowest mean test error is {best}; the cheapest "
+            f"arm within one sd of it is **{ARMS[w][0]}** ({arms[w]['search_flops_vs_b']:.3f}x "
+            "(b)'s search FLOPs)."
+        )
+    parts = []
+    for k, by in sorted(summ["settle"].items(), key=lambda kv: int(kv[0])):
+        if "mup" in by and "sp" in by:
+            parts.append(f"K={k}: µP {by['mup']}, SP {by['sp']} of {s['search_epochs']} epochs")
+    if parts:
+        out.append(
+            "- Horizon on the lr sweep: "
+            + "; ".join(parts)
+            + " (at K = K_base the two are the same model)."
+        )
+    return out
+
+
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_readme(block: str, path: Path = README) -> None:
+    """Replace the marked block of ``path`` with ``block`` (appending the section if absent)."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + (
+            "\n\n## Training horizon: cheaper proxy trials from early statistics "
+            "(`benchmarks/horizon.py`)\n\n"
+            'What `transfer-tune horizon` and `tune(..., horizon="auto")` measure, and what '
+            "the auto horizon buys against direct tuning and Optuna's pruners. Everything "
+            "between the markers is written by the script from its JSON records "
+            "(`benchmarks/results/horizon*.json`; `--readme-from` re-renders them)."
+            f"\n\n{BEGIN}\n{END}\n"
+        )
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
+# -- entry point ------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1000")
+    parser.add_argument("--arms", type=str, default=None, help=f"subset of {','.join(ARMS)}")
+    parser.add_argument("--no-sweep", action="store_true", help="skip part 1")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop before a seed that would end past this wall time (the seeds run are said)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help=f"record (full: {RESULTS})")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    parser.add_argument(
+        "--readme-from", type=Path, nargs="+", default=None, help="only re-render the README"
+    )
+    args = parser.parse_args(argv)
+    if args.readme_from is not None:
+        block = "\n\n".join(
+            f"### Record `{_shown(p)}`\n\n{render(json.loads(p.read_text()))}"
+            for p in args.readme_from
+        )
+        write_readme(block)
+        print(block)
+        return 0
+    setup = QUICK if args.quick else FULL
+    if args.seeds:
+        setup = dataclasses.replace(setup, seeds=tuple(int(x) for x in args.seeds.split(",")))
+    if args.arms:
+        chosen = tuple(a for a in args.arms.split(",") if a)
+        unknown = [a for a in chosen if a not in ARMS]
+        if unknown or "b" not in chosen:
+            parser.error(f"--arms must include b and name only {', '.join(ARMS)}")
+        setup = dataclasses.replace(setup, arms=chosen)
+    import optuna
+    import torch
+
+    from pdes import load_problem
+    from transfer_tune.search.tune import PILOT_TRIALS
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    env: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "load_before": load_average(),
+    }
+    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    problem = load_problem(setup.problem, setup.overrides)
+    for split in ("train", "val", "test"):
+        problem.dataset(split)  # generated (or read from the cache) before any clock starts
+    start = time.perf_counter()
+    check = reference_check(setup, problem)
+    print(f"check: test rel-L2 by K {check['test_l2']} (ratio {check['ratio']:.3f})", flush=True)
+    runs: dict[str, list[dict]] = {arm: [] for arm in setup.arms}
+    runs_seconds: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="horizon_") as tmp:
+        storage = f"sqlite:///{Path(tmp) / 'horizon.db'}"
+        sweep = [] if args.no_sweep else landscape(setup, problem, storage, not args.quick)
+        for r in sweep:
+            print(f"sweep {r['name']}: horizon {r['horizon']}/{r['final_epoch']}", flush=True)
+        done: list[int] = []
+        for seed in setup.seeds:
+            t0 = time.perf_counter()
+            last = max(runs_seconds or [0.0])
+            if args.max_minutes and t0 - start + last > 60 * args.max_minutes:
+                print(f"stopping before seed {seed}: --max-minutes {args.max_minutes}", flush=True)
+                break
+            out = run_seed(setup, problem, storage, seed)
+            for arm in setup.arms:
+                runs[arm].append(out[arm])
+            errs = ", ".join(f"{a} {100 * out[a]['test_l2']:.2f} %" for a in setup.arms)
+            done.append(seed)
+            runs_seconds.append(time.perf_counter() - t0)
+            h = out.get("e", {}).get("horizon")
+            print(f"seed {seed}: {time.perf_counter() - t0:.0f} s; h={h}; {errs}", flush=True)
+    if len(done) < len(setup.seeds):
+        env["seeds_planned"] = list(setup.seeds)
+        setup = dataclasses.replace(setup, seeds=tuple(done))
+    env["load_after"] = load_average()
+    env["total_seconds"] = time.perf_counter() - start
+    command = "python benchmarks/horizon.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    record = {
+        "command": command.strip(),
+        "env": env,
+        "setup": dataclasses.asdict(setup),
+        "pilot_trials": PILOT_TRIALS,
+        "check": check,
+        "sweep": sweep,
+        "runs": runs,
+        "summary": summarise(runs, sweep),
+    }
+    block = render(record)
+    print(block)
+    path = args.json or (None if args.quick else RESULTS)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, default=float))
+        print(f"record: {path}")
+    if not args.quick and not args.no_readme:
+        write_readme(block)
+        print(f"README block: {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
