@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pdes import load_problem
-    from transfer_tune.search.tune import PILOT_TRIALS
+    from transfer_tune.search.horizon import PILOT_TRIALS
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -184,7 +184,7 @@ def test_fixed_horizon_trains_that_many_epochs(storage):
 
 def test_auto_horizon_pilot(storage):
     from transfer_tune.api import trial_epochs
-    from transfer_tune.search.tune import PILOT_TRIALS
+    from transfer_tune.search.horizon import PILOT_TRIALS
 
     study = _tune(storage, "auto", horizon="auto", n_trials=PILOT_TRIALS + 2)
     evidence = study.user_attrs["horizon"]

@@ -151,6 +151,7 @@ def tune_then_transfer(
     progress: bool = True,
     annotate: bool = True,
     model: Any = "fno",
+    horizon: int | str | None = None,
 ) -> TransferResult:
     """Tune the proxy FNO (K = ``proxy_modes``), transfer with µP, train the target once.
 
@@ -178,6 +179,9 @@ def tune_then_transfer(
         Seeds sampler, initialisations and batch order.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    horizon : None, int or "auto"
+        Epochs per proxy trial: all (``None``), the first ``h`` of the schedule, or a
+        measured horizon (a pilot picks it; see :mod:`transfer_tune.search.horizon`).
     annotate : bool
         Write optuna-dashboard notes, the tuning-history figure (HTML) and the checkpoint as
         artifacts on the proxy and target studies.
@@ -217,6 +221,7 @@ def tune_then_transfer(
         train=train,
         progress=progress,
         model=model,
+        horizon=horizon,
     )
     plan = plan_transfer(study, target_modes, target_epochs)
     start = time.perf_counter()
