@@ -60,7 +60,6 @@ import numpy as np
 import scipy.fft as sfft
 
 from pdes import generation as gen
-from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 from pdes.grf import GaussianRandomField
 
@@ -223,11 +222,7 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None =
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = gen.resolve_params(DEFAULTS, params, "burgers")
-    p["n_fine"] = as_int(p["n_fine"], "burgers n_fine", minimum=4)
-    if p["n_fine"] % 2:
-        raise TransferTuneError(
-            f"burgers n_fine must be an even integer >= 4, got {p['n_fine']!r}."
-        )
+    gen.check_even_grid(p, "burgers")
     return p
 
 

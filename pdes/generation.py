@@ -247,3 +247,12 @@ def generate_function(solver: Solver, doc: str) -> Callable[..., tuple[np.ndarra
     generate.__doc__ = doc
     generate.__module__ = f"pdes.{solver.problem}"
     return generate
+
+
+def check_even_grid(p: dict[str, Any], problem: str) -> None:
+    """Check (in place) that ``p["n_fine"]`` is an even integer >= 4: a spectral solver's grid."""
+    p["n_fine"] = as_int(p["n_fine"], f"{problem} n_fine", minimum=4)
+    if p["n_fine"] % 2:
+        raise TransferTuneError(
+            f"{problem} n_fine must be an even integer >= 4, got {p['n_fine']!r}."
+        )

@@ -308,11 +308,7 @@ def enstrophy(w: np.ndarray) -> np.ndarray:
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     p = gen.resolve_params(DEFAULTS, params, "navier_stokes")
-    p["n_fine"] = as_int(p["n_fine"], "navier_stokes n_fine", minimum=4)
-    if p["n_fine"] % 2:
-        raise TransferTuneError(
-            f"navier_stokes n_fine must be an even integer >= 4, got {p['n_fine']!r}."
-        )
+    gen.check_even_grid(p, "navier_stokes")
     for key in ("n_in", "n_out"):
         p[key] = as_int(p[key], f"navier_stokes {key}")
     if p["precision"] not in ("float32", "float64"):

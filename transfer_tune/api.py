@@ -204,25 +204,11 @@ def tune_then_transfer(
     if note:  # said before the search, when the user can still choose another K
         warnings.warn(note.removeprefix("warning: "), TargetEnergyWarning, stacklevel=2)
     study = tune(
-        prob,
-        proxy_modes,
-        width,
-        n_layers,
-        n_trials,
-        proxy_epochs,
-        search_space=search_space,
-        storage=url,
-        study_name=study_name,
-        n_jobs=n_jobs,
-        seed=seed,
-        sampler=sampler,
-        pruner=pruner,
-        device=device,
-        train=train,
-        progress=progress,
-        model=model,
-        horizon=horizon,
-    )
+        prob, proxy_modes, width, n_layers, n_trials, proxy_epochs,
+        search_space=search_space, storage=url, study_name=study_name, n_jobs=n_jobs,
+        seed=seed, sampler=sampler, pruner=pruner, device=device, train=train,
+        progress=progress, model=model, horizon=horizon,
+    )  # fmt: skip
     plan = plan_transfer(study, target_modes, target_epochs)
     start = time.perf_counter()
     target = run_target(

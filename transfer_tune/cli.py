@@ -23,36 +23,22 @@ from transfer_tune.errors import TransferTuneError
 #: cores. nu = 5e-3 keeps 4 % of the target's energy beyond K = 2 and little beyond K = 8, so
 #: a K = 8 target has more to learn than the K = 2 proxy and 256 samples suffice to learn it.
 DEMO = {
-    "problem": {
-        "name": "burgers",
-        "resolution": 128,
-        "n_train": 256,
-        "n_val": 64,
-        "n_test": 64,
-        "nu": 0.005,
-        "n_fine": 512,
-        "dt": 0.002,
-    },
+    "problem": dict(name="burgers", resolution=128, n_train=256, n_val=64, n_test=64,
+                    nu=0.005, n_fine=512, dt=0.002),
     "model": {"width": 32, "n_layers": 4, "proxy_modes": 2, "target_modes": 8},
     "tune": {"n_trials": 10, "epochs": 8, "study_name": "demo-burgers-proxy-K2"},
     "target": {"epochs": 30},
     "search_space": {"batch_size": [8, 16, 32]},
-}
+}  # fmt: skip
+#: Tiny sizes (seconds): the demo's code path for the test suite (``demo --quick``).
 DEMO_QUICK = {
-    "problem": {
-        "name": "burgers",
-        "resolution": 64,
-        "n_train": 32,
-        "n_val": 8,
-        "n_test": 8,
-        "n_fine": 256,
-        "dt": 0.002,
-    },
+    "problem": dict(name="burgers", resolution=64, n_train=32, n_val=8, n_test=8, n_fine=256,
+                    dt=0.002),
     "model": {"width": 8, "n_layers": 2, "proxy_modes": 4, "target_modes": 8},
     "tune": {"n_trials": 3, "epochs": 2, "study_name": "demo-quick-burgers-proxy-K4"},
     "target": {"epochs": 2},
     "search_space": {"batch_size": [8, 16]},
-}
+}  # fmt: skip
 
 
 _DATA_OPTIONS = (
@@ -446,11 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     storage_arg(p)
     device_arg(p)
 
-    p = add(
-        "calibrate",
-        _cmd_calibrate,
-        "measure how R's best rate moves with K around a tuned proxy and fit its exponent",
-    )
+    about = "measure how R's best rate moves with K around a tuned proxy and fit its exponent"
+    p = add("calibrate", _cmd_calibrate, about)
     p.add_argument("study", help="name of the proxy study, or the spec TOML that tuned it")
     p.add_argument("--modes", type=_int_list, help="K values (default K_base, 2 and 4 K_base)")
     p.add_argument("--seeds", type=int, help="number of seeds (default 5)")
@@ -483,11 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, help="sweep worker processes (default: the spec's or 1)")
     storage_arg(p)
 
-    p = add(
-        "horizon",
-        _cmd_horizon,
-        "how early the ranking of a sweep's or proxy study's configurations settles",
-    )
+    about = "how early the ranking of a sweep's or proxy study's configurations settles"
+    p = add("horizon", _cmd_horizon, about)
     p.add_argument("name", help="a landscape sweep or a proxy study in the storage")
     p.add_argument("--min-correlation", type=float, help="Spearman threshold (default 0.9)")
     p.add_argument("--max-regret", type=float, help="regret threshold (default 0.02)")

@@ -102,41 +102,29 @@ def landscape_figure(
             color = colors[k]
             group = f"K{k}"
             mean = curves.mean(kind, k)
+            where_text = f"{display_name(kind)} K={k}<br>{curves.param}=%{{x:.3g}}<br>"
             if arr.shape[1] > 1:
                 ok = np.isfinite(arr).all(axis=1)
                 lo = np.where(ok, np.min(np.where(np.isfinite(arr), arr, np.inf), axis=1), np.nan)
                 hi = np.where(ok, np.max(np.where(np.isfinite(arr), arr, -np.inf), axis=1), np.nan)
                 meta = {"role": "band", "parametrization": kind, "modes": k}
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=style.finite_or_none(hi),
-                        mode="lines",
-                        line={"width": 0, "color": color},
-                        legendgroup=group,
-                        showlegend=False,
-                        hoverinfo="skip",
-                        meta={**meta, "edge": "high"},
-                    ),
-                    row=1,
-                    col=col,
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=style.finite_or_none(lo),
-                        mode="lines",
-                        line={"width": 0, "color": color},
-                        fill="tonexty",
-                        fillcolor=style.rgba(color, 0.18),
-                        legendgroup=group,
-                        showlegend=False,
-                        hoverinfo="skip",
-                        meta={**meta, "edge": "low"},
-                    ),
-                    row=1,
-                    col=col,
-                )
+                for edge, values in (("high", hi), ("low", lo)):  # low fills up to high
+                    fill = {"fill": "tonexty", "fillcolor": style.rgba(color, 0.18)}
+                    fig.add_trace(
+                        go.Scatter(
+                            x=x,
+                            y=style.finite_or_none(values),
+                            mode="lines",
+                            line={"width": 0, "color": color},
+                            legendgroup=group,
+                            showlegend=False,
+                            hoverinfo="skip",
+                            meta={**meta, "edge": edge},
+                            **(fill if edge == "low" else {}),
+                        ),
+                        row=1,
+                        col=col,
+                    )
             fig.add_trace(
                 go.Scatter(
                     x=x,
@@ -147,10 +135,7 @@ def landscape_figure(
                     marker={"size": 5},
                     legendgroup=group,
                     showlegend=col == 1,
-                    hovertemplate=(
-                        f"{display_name(kind)} K={k}<br>{curves.param}=%{{x:.3g}}<br>"
-                        "seed mean %{y:.4g}<extra></extra>"
-                    ),
+                    hovertemplate=f"{where_text}seed mean %{{y:.4g}}<extra></extra>",
                     meta={"role": "curve", "parametrization": kind, "modes": k},
                 ),
                 row=1,
@@ -174,10 +159,7 @@ def landscape_figure(
                         legendgroup=group,
                         showlegend=False,
                         text=[f"{int(n_div[i])}/{arr.shape[1]} seeds diverged" for i in where],
-                        hovertemplate=(
-                            f"{display_name(kind)} K={k}<br>{curves.param}=%{{x:.3g}}<br>"
-                            "%{text}<extra>diverged</extra>"
-                        ),
+                        hovertemplate=f"{where_text}%{{text}}<extra>diverged</extra>",
                         meta={"role": "diverged", "parametrization": kind, "modes": k},
                     ),
                     row=1,

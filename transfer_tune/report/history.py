@@ -164,12 +164,8 @@ def tuning_history_figure(history: ProxyHistory, title: str | None = None) -> go
     fig.update_xaxes(title_text="learning rate", type="log", row=1, col=2)
     fig.update_yaxes(title_text="validation loss (rel. L2)", type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(
-        template=style.TEMPLATE,
-        title=title or f"Proxy study {history.study_name!r} and its transferred target run",
-        height=460,
-        width=1100,
-    )
+    title = title or f"Proxy study {history.study_name!r} and its transferred target run"
+    fig.update_layout(template=style.TEMPLATE, title=title, height=460, width=1100)
     return fig
 
 
@@ -219,12 +215,8 @@ def target_curve_figure(history: ProxyHistory, title: str | None = None) -> go.F
     name = target.name if target is not None else history.study_name
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="validation loss (rel. L2, normalised)", type="log")
-    fig.update_layout(
-        template=style.TEMPLATE,
-        title=title or f"Target run {name!r}: validation loss per epoch",
-        height=420,
-        width=760,
-    )
+    title = title or f"Target run {name!r}: validation loss per epoch"
+    fig.update_layout(template=style.TEMPLATE, title=title, height=420, width=760)
     return fig
 
 

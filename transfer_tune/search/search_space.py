@@ -202,14 +202,15 @@ class SearchSpace:
         )
         return replace(self, batch_size=new), line
 
+    def _set(self) -> list[tuple[str, Dimension]]:
+        """``(name, dimension)`` of every entry that is searched or fixed (not unset)."""
+        return [(n, getattr(self, n)) for n in NAMES if not getattr(self, n).unset]
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample the values of one trial: ``{lr, batch_size, beta1, beta2}`` and every other
         entry that is not unset (``weight_decay`` when searched or fixed)."""
         values: dict[str, Any] = {}
-        for name in NAMES:
-            dim: Dimension = getattr(self, name)
-            if dim.unset:
-                continue
+        for name, dim in self._set():
             if dim.fixed:
                 values[name] = dim.value
             elif dim.choices is not None:
@@ -249,10 +250,7 @@ class SearchSpace:
     def values_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Hyperparameter values of a finished trial from its Optuna ``params``."""
         values: dict[str, Any] = {}
-        for name in NAMES:
-            dim: Dimension = getattr(self, name)
-            if dim.unset:
-                continue
+        for name, dim in self._set():
             if dim.fixed:
                 values[name] = dim.value
             elif name == "beta2" and dim.choices is None:
