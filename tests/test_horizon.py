@@ -213,6 +213,14 @@ def test_auto_horizon_pilot(storage):
     assert analyse(pilot_curves).horizon == h
     again = _tune(storage, "auto", horizon="auto", n_trials=PILOT_TRIALS + 2)  # resume: no-op
     assert len(again.get_trials()) == PILOT_TRIALS + 2
+    # the dashboard note of the proxy study shows the horizon and the pilot's evidence
+    from transfer_tune.report.notes import proxy_note
+    from transfer_tune.report.readers import read_proxy_history
+
+    note = proxy_note(read_proxy_history(storage, "auto"))
+    assert f"Each trial trained {h} of 3 epochs (auto)" in note and "`auto-pilot`" in note
+    rows = [line for line in note.splitlines() if line.startswith("| ") and "%" in line]
+    assert len(rows) == 3  # one per epoch of the pilot
 
 
 def test_sweep_curves_mup_first(storage):

@@ -276,6 +276,34 @@ def _plan_lines(target: TargetRun) -> list[str]:
     return lines
 
 
+def _horizon_lines(horizon: Any) -> list[str]:
+    """The epochs per trial and, for ``horizon="auto"``, the pilot's evidence, per epoch."""
+    if not isinstance(horizon, dict) or "epochs" not in horizon:
+        return []
+    lines = [
+        "### Training horizon",
+        "",
+        f"Each trial trained {horizon['epochs']} of {horizon.get('of', '?')} epochs "
+        f"({horizon.get('mode', '?')}).",
+    ]
+    if horizon.get("mode") == "auto":
+        lines[-1] += (
+            f" Chosen by a pilot of random trials at full length (`{horizon.get('pilot_study')}`)"
+            ": the shortest epoch from which the rank correlation with the final loss and the "
+            "regret of the early leader hold their thresholds."
+            + (f" ({horizon['reason']})" if horizon.get("reason") else "")
+        )
+        stats = horizon.get("stats") or []
+        if stats:
+            lines += ["", "| epoch | Spearman | Kendall | regret |", "|---|---|---|---|"]
+            lines += [
+                f"| {st['epoch']} | {_fmt(st['spearman'])} | {_fmt(st['kendall'])} | "
+                f"{100 * st['regret']:.1f} % |"
+                for st in stats
+            ]
+    return [*lines, ""]
+
+
 def proxy_note(history: ProxyHistory, workflow: Workflow | None = None) -> str:
     """The Markdown note of a proxy study: the whole workflow in a few lines, then details.
 
@@ -310,6 +338,7 @@ def proxy_note(history: ProxyHistory, workflow: Workflow | None = None) -> str:
         f"{counts['FAIL']} failed, {counts['RUNNING']} running.",
         "",
     ]
+    lines += _horizon_lines(attrs.get("horizon"))
     best = history.best
     target = history.target
     if best is not None:
