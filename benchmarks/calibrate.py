@@ -52,10 +52,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
 from machine import cpu_model, load_average  # noqa: E402
+from readme_block import markers, write_block  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "calibrate.json"
 README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = "<!-- calibrate:begin -->", "<!-- calibrate:end -->"
+BEGIN, END = markers("calibrate")
 ARMS = {
     "mup": "µP (proxy values)",
     "calibrated": "calibrated α (proxy values)",
@@ -365,13 +366,8 @@ def conclusions(record: dict) -> list[str]:
 
 
 def write_readme(block: str, path: Path = README) -> None:
-    """Replace the text between the markers (append the section when they are missing)."""
-    text = path.read_text()
-    if BEGIN not in text:
-        raise SystemExit(f"{path} has no {BEGIN} marker")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+    """Replace the marked block of ``path`` with ``block``."""
+    write_block("calibrate", block, path)
 
 
 def main(argv: list[str] | None = None) -> int:

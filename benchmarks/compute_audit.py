@@ -55,10 +55,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
 from machine import cpu_model, load_average  # noqa: E402
+from readme_block import markers, write_block  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compute_audit.json"
 README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = "<!-- compute_audit:begin -->", "<!-- compute_audit:end -->"
+BEGIN, END = markers("compute_audit")
 ARMS = {
     "a": "(a) proxy search + µTransfer",
     "b": "(b) direct search, SP",
@@ -478,12 +479,7 @@ def render(record: dict) -> str:
 
 def write_readme(block: str, path: Path = README) -> None:
     """Replace the marked block of ``path`` with ``block``."""
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} block")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+    write_block("compute_audit", block, path)
 
 
 # -- entry point ------------------------------------------------------------------------------

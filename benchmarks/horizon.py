@@ -53,11 +53,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
 from machine import cpu_model, load_average  # noqa: E402
+from readme_block import markers, write_block  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "horizon.json"
 FIGURE = ROOT / "benchmarks" / "results" / "horizon_sweep"
 README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = "<!-- horizon:begin -->", "<!-- horizon:end -->"
+BEGIN, END = markers("horizon")
 #: arm -> (label, K searched, pruner, horizon: None | "auto" | "h" (the pilot's choice)).
 ARMS = {
     "b": ("(b) direct search at K_target, SP", "target", "median", None),
@@ -70,6 +71,15 @@ ARMS = {
     "sh-h": ("proxy, SuccessiveHalving, fixed h", "proxy", "successive_halving", "h"),
 }
 GOAL = 0.1
+#: The README section written (before the markers) when the README has none yet.
+SECTION = (
+    "## Training horizon: cheaper proxy trials from early statistics (`benchmarks/horizon.py`)"
+    "\n\n"
+    'What `transfer-tune horizon` and `tune(..., horizon="auto")` measure, and what '
+    "the auto horizon buys against direct tuning and Optuna's pruners. Everything "
+    "between the markers is written by the script from its JSON records "
+    "(`benchmarks/results/horizon*.json`; `--readme-from` re-renders them)."
+)
 
 
 @dataclass(frozen=True)
@@ -467,20 +477,7 @@ def _shown(path: Path) -> str:
 
 def write_readme(block: str, path: Path = README) -> None:
     """Replace the marked block of ``path`` with ``block`` (appending the section if absent)."""
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + (
-            "\n\n## Training horizon: cheaper proxy trials from early statistics "
-            "(`benchmarks/horizon.py`)\n\n"
-            'What `transfer-tune horizon` and `tune(..., horizon="auto")` measure, and what '
-            "the auto horizon buys against direct tuning and Optuna's pruners. Everything "
-            "between the markers is written by the script from its JSON records "
-            "(`benchmarks/results/horizon*.json`; `--readme-from` re-renders them)."
-            f"\n\n{BEGIN}\n{END}\n"
-        )
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+    write_block("horizon", block, path, section=SECTION)
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -52,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
 from machine import cpu_model, load_average  # noqa: E402
+from readme_block import markers, write_block  # noqa: E402
 
 from transfer_tune.analysis.curves import Curves, landscape_curves  # noqa: E402
 from transfer_tune.analysis.landscape import load_sweep, sweep  # noqa: E402
@@ -62,7 +62,7 @@ from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- transfer_repro:begin -->", "<!-- transfer_repro:end -->"
+BEGIN, END = markers("transfer_repro")
 BURGERS = {  # nu = 0.002: viscous shocks, energy beyond K = 4 .. 64 (pdes/burgers.py)
     "nu": 0.002,
     "dt": 5e-4,
@@ -546,12 +546,7 @@ def summary(record: dict) -> str:
 
 def write_readme(record: dict, path: Path = README) -> None:
     """Replace the block between the markers in ``path`` with :func:`render` of ``record``."""
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} lacks the {BEGIN} ... {END} markers")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    block = f"{BEGIN}\n{render(record)}\n{END}"
-    path.write_text(pattern.sub(lambda _: block, text, count=1))
+    write_block("transfer_repro", render(record), path)
 
 
 def main(argv: list[str] | None = None) -> int:
