@@ -29,3 +29,17 @@ TINY_BURGERS = {
     "n_fine": 256,
     "dt": 0.002,
 }
+
+#: tune_then_transfer's sizing for tests of the workflow's checks (one epoch, two trials).
+TINY_WORKFLOW = dict(
+    proxy_modes=4,
+    width=8,
+    n_layers=2,
+    n_trials=2,
+    proxy_epochs=1,
+    target_epochs=1,
+    device="cpu",
+    search_space={"batch_size": [8, 16]},
+    progress=False,
+    annotate=False,
+)

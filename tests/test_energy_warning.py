@@ -7,22 +7,11 @@ import sys
 
 import pytest
 
-from tests.conftest import TINY_BURGERS
+from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.search.transfer import TargetEnergyWarning, energy_warning
 
-TINY = dict(
-    proxy_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=2,
-    proxy_epochs=1,
-    target_epochs=1,
-    device="cpu",
-    search_space={"batch_size": [8, 16]},
-    progress=False,
-    annotate=False,
-)
+TINY = TINY_WORKFLOW
 
 
 def test_data_spectrum_prints_the_table_and_writes_the_figure(tmp_path):

@@ -21,25 +21,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import TINY_BURGERS
+from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.samplers import make_sampler
 from transfer_tune.search.storage import checkpoint_dir, get_storage, redact_url, safe_filename
 from transfer_tune.search.transfer import transfer
 
-TINY = dict(
-    proxy_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=2,
-    proxy_epochs=1,
-    target_epochs=1,
-    device="cpu",
-    search_space={"batch_size": [8, 16]},
-    progress=False,
-    annotate=False,
-)
+TINY = TINY_WORKFLOW
 
 
 @pytest.fixture(scope="module")

@@ -21,23 +21,12 @@ import torch
 
 import pdes
 from pdes import from_arrays, get_problem, load_problem
+from tests.conftest import TINY_WORKFLOW
 from transfer_tune import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.spec import load_spec
 
-TINY = dict(
-    proxy_modes=4,
-    target_modes=8,
-    width=8,
-    n_layers=2,
-    n_trials=2,
-    proxy_epochs=1,
-    target_epochs=1,
-    device="cpu",
-    search_space={"batch_size": [8]},
-    progress=False,
-    annotate=False,
-)
+TINY = {**TINY_WORKFLOW, "target_modes": 8, "search_space": {"batch_size": [8]}}
 
 
 def _darcy(n: int, res: int, seed: int) -> dict[str, torch.Tensor]:
