@@ -39,7 +39,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import shlex
 import sys
 import tempfile
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
-from machine import cpu_model, load_average  # noqa: E402
+from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "horizon.json"
@@ -525,14 +524,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env: dict[str, Any] = {
-        "mode": "quick" if args.quick else "full",
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "load_before": load_average(),
-    }
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    env = environment(args.quick, threads=torch.get_num_threads())
     problem = load_problem(setup.problem, setup.overrides)
     for split in ("train", "val", "test"):
         problem.dataset(split)  # generated (or read from the cache) before any clock starts

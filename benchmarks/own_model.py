@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import shlex
 import statistics
 import sys
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
-from machine import cpu_model, load_average  # noqa: E402
+from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "own_model.json"
@@ -371,16 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", module="neuralop")
-    env: dict[str, Any] = {
-        "mode": "quick" if args.quick else "full",
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "neuralop": getattr(neuralop, "__version__", "?"),
-        "load_before": load_average(),
-    }
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    env = environment(
+        args.quick,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        neuralop=getattr(neuralop, "__version__", "?"),
+    )
     start = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="own_model_") as tmp:

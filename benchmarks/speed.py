@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -54,7 +53,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
-from machine import cpu_model, load_average  # noqa: E402
+from machine import environment, load_average  # noqa: E402
 
 from transfer_tune.core.flops import train_step_flops  # noqa: E402
 from transfer_tune.core.model import FNO  # noqa: E402
@@ -378,17 +377,13 @@ def main(argv: list[str] | None = None) -> int:
             '(pip install -e ".[bench]" installs neuraloperator==2.0.0)',
             flush=True,
         )
-    env = {
-        "mode": "quick" if args.quick else "full",
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "neuralop": neuralop_version,
-        "python": platform.python_version(),
-        "load_before": load_average(),
-    }
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    env = environment(
+        args.quick,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        neuralop=neuralop_version,
+        python=platform.python_version(),
+    )
     records = []
     for case in cases:
         start = time.perf_counter()

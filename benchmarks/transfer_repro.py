@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 
-from machine import cpu_model, load_average  # noqa: E402
+from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
 
 from transfer_tune.analysis.curves import Curves, landscape_curves  # noqa: E402
@@ -598,16 +597,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = {
-        "mode": "quick" if args.quick else "full",
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "n_jobs": args.n_jobs,
-        "torch_threads": torch.get_num_threads(),
-        "load_before": load_average(),
-        "storage": storage.rsplit("/", 1)[-1],
-    }
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    env = environment(
+        args.quick,
+        n_jobs=args.n_jobs,
+        torch_threads=torch.get_num_threads(),
+        storage=storage.rsplit("/", 1)[-1],
+    )
     record: dict[str, Any] = {"env": env, "arms": {}}
     start = time.perf_counter()
     for arm in arms:
