@@ -510,7 +510,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pdes import load_problem
-    from transfer_tune.search.preflight import fine_problem
 
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -518,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = load_problem(setup.problem, setup.overrides)
     for split in ("train", "val", "test"):
         problem.dataset(split)  # generated (or read from the cache) before any clock starts
-    fine = fine_problem(problem, None)
+    fine = problem.fine_test_problem()
     if fine is not None:
         fine.dataset("test")
     start = time.perf_counter()

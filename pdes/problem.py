@@ -203,28 +203,33 @@ class Problem:
         return dict(self._file.main.scalars)
 
     def fine_test_problem(self, resolution: int | None = None) -> Problem | None:
-        """A file problem's super-resolution view: its test split is the finer test file.
+        """This problem's super-resolution view: its test split on a finer grid.
 
         Train and val stay on the training grid and the normalisers are this problem's, so a
-        model trained here is scored on the finer grid exactly as on the training one.
+        model trained here is scored on the finer grid exactly as on the training one. A
+        generated problem is solved again at the finer grid; a file problem uses its finer
+        test file.
 
         Parameters
         ----------
         resolution : int, optional
-            The grid asked for (``eval_resolution``): the finer test file's first-axis size,
-            or the training one (then the test split is the usual one). ``None``: the finer
-            test file if there is one, else ``None``.
+            The grid asked for (``eval_resolution``). ``None``: twice the training resolution
+            when the solver allows it (a generated problem), the finer test file if there is
+            one (a file problem), else ``None``. A file problem accepts only its test files'
+            grids (the training one gives the usual test split).
 
         Raises
         ------
         TransferTuneError
-            For a generated problem, or a resolution that no test file of this problem has.
+            For a resolution the solver, or no test file of this problem, can give.
         """
         if self._spec is not None:
-            raise TransferTuneError(
-                f"{self._name} is generated at any resolution: use "
-                "with_overrides(resolution=...) for a finer test set."
-            )
+            if resolution is not None:
+                return self.with_overrides(resolution=resolution)
+            try:
+                return self.with_overrides(resolution=2 * self.resolution)
+            except TransferTuneError:
+                return None
         fine = self._file.fine
         if resolution is None and fine is None:
             return None

@@ -107,17 +107,16 @@ def test_darcy_pt_with_finer_test_file_reports_both_test_errors(tmp_path, darcy)
 
 
 def test_summary_and_errors_for_eval_resolution(darcy) -> None:
-    from transfer_tune.search.preflight import fine_problem
 
     plain = get_problem("file", path=darcy["train"])
-    assert plain.fine_resolution is None and fine_problem(plain, None) is None
+    assert plain.fine_resolution is None and plain.fine_test_problem(None) is None
     assert "no finer test set" in plain.summary()
     with pytest.raises(TransferTuneError, match="has no|fine_test_path"):
-        fine_problem(plain, 32)
+        plain.fine_test_problem(32)
     with_fine = get_problem("file", path=darcy["train"], fine_test_path=darcy["test32"])
     with pytest.raises(TransferTuneError, match="eval_resolution=64 is not available.*32"):
-        fine_problem(with_fine, 64)
-    assert fine_problem(with_fine, 32).grid_shape == (32, 32)
+        with_fine.fine_test_problem(64)
+    assert with_fine.fine_test_problem(32).grid_shape == (32, 32)
     # the fine view rebuilds from its config (as a stored study would)
     view = with_fine.fine_test_problem(32)
     again = load_problem(view.config())

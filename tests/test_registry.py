@@ -360,3 +360,16 @@ def test_real_aliases() -> None:
     assert get_problem("navier_stokes").resolution == 64
     _real("darcy")
     assert get_problem("darcy").resolution == 64
+
+
+def test_a_generated_problem_s_fine_test_view(tmp_path):
+    p = get_problem("burgers", resolution=64, n_fine=256, n_train=2, n_val=1, n_test=1,
+                    cache_dir=tmp_path)  # fmt: skip
+    assert p.fine_test_problem().resolution == 128  # twice the training grid by default
+    assert p.fine_test_problem(256).resolution == 256
+    # scored with the training grid's normalisers
+    assert p.fine_test_problem().normalizers.state_dict() == p.normalizers.state_dict()
+    top = get_problem("burgers", resolution=256, n_fine=256, cache_dir=tmp_path)
+    assert top.fine_test_problem() is None  # the solver grid gives nothing finer
+    with pytest.raises(TransferTuneError, match="n_fine"):
+        top.fine_test_problem(512)

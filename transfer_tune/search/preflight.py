@@ -43,22 +43,6 @@ def added_target_energy(problem: Any, proxy_modes: int, target_modes: int) -> fl
         return None
 
 
-def fine_problem(problem, eval_resolution: int | None):
-    """The problem on the finer test grid: ``eval_resolution``, else 2x when it exists.
-
-    A file problem has only its files' grids: its finer test file (``eval_resolution`` must
-    name that grid, or be left out), else nothing.
-    """
-    if getattr(problem, "is_file", False):
-        return problem.fine_test_problem(eval_resolution)
-    if eval_resolution is not None:
-        return problem.with_overrides(resolution=eval_resolution)
-    try:
-        return problem.with_overrides(resolution=2 * problem.resolution)
-    except TransferTuneError:
-        return None
-
-
 def check_data(problem: Any, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
     """Refuse empty or non-finite splits before any training (a NaN would pass for divergence).
 
@@ -105,7 +89,7 @@ def check_target(
         as_int(epochs, "target epochs")
     if eval_resolution is not None:
         as_int(eval_resolution, "eval_resolution", minimum=2)
-    fine = fine_problem(problem, eval_resolution)
+    fine = problem.fine_test_problem(eval_resolution)
     if fine is not None:
         check_modes(target_modes, fine.grid_shape)
     check_data(problem)

@@ -51,7 +51,6 @@ from transfer_tune.search.preflight import (  # noqa: F401  (re-exported)
     check_data,
     check_target,
     energy_warning,
-    fine_problem,
 )
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import (
@@ -458,7 +457,7 @@ def run_target(
         "steps": result.steps,
         "world_size": distributed.world_size(),
     }
-    fine = fine_problem(problem, eval_resolution)
+    fine = problem.fine_test_problem(eval_resolution)
     if fine is not None:
         check_modes(plan.modes, fine.grid_shape)
         xf, yf = fine.dataset("test")
