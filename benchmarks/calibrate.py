@@ -131,8 +131,8 @@ def run(setup: Setup, storage: str) -> dict[str, Any]:
     """Search, calibrate, and the final runs of every arm; plain data."""
     from pdes import get_problem
     from transfer_tune.analysis.calibrate import calibrate
-    from transfer_tune.api import compute_summary
     from transfer_tune.core.parametrization import get_parametrization
+    from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
     from transfer_tune.search.tune import tune
 

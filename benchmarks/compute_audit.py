@@ -25,7 +25,7 @@ problem, the audit cannot show anything and says so.
 Search seconds are the sum of the trials' durations, search FLOPs the estimate of
 :func:`transfer_tune.core.flops.search_flops` (every epoch each trial ran, pruned and diverged
 ones included, with validation passes and Adam updates), both read from ``result.compute``
-(:func:`transfer_tune.api.compute_summary`). The test error is the relative L2 error in
+(:func:`transfer_tune.search.compute.compute_summary`). The test error is the relative L2 error in
 physical units on the test split. Paired comparisons across seeds: the mean difference with a
 t-based 95 % interval, the paired t-test, the exact Wilcoxon signed-rank test and the exact
 sign test (two-sided).
@@ -233,7 +233,7 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
     ``result.compute``), called one by one so that each phase's CPU time is measured apart
     from its wall time (the machine is shared: CPU seconds are the fairer cost).
     """
-    from transfer_tune.api import compute_summary
+    from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
     from transfer_tune.search.tune import tune
 

@@ -26,11 +26,12 @@ Three parts, one process, one torch thread:
    chose for that seed (``tune(..., horizon=h)``, no pilot), each transferred and trained as
    (e) is.
 
-Costs: search FLOPs from :func:`transfer_tune.api.compute_summary` (every epoch every trial ran,
-the pilot's included; validation passes and Adam updates counted), CPU seconds measured around
-each search. Test error: relative L2 in physical units on the test split. The full run writes
-``benchmarks/results/horizon.json`` and the block between ``<!-- horizon:begin -->`` and
-``<!-- horizon:end -->`` of ``benchmarks/README.md`` from it; nothing there is typed by hand.
+Costs: search FLOPs from :func:`transfer_tune.search.compute.compute_summary` (every epoch
+every trial ran, the pilot's included; validation passes and Adam updates counted), CPU
+seconds measured around each search. Test error: relative L2 in physical units on the test
+split. The full run writes ``benchmarks/results/horizon.json`` and the block between
+``<!-- horizon:begin -->`` and ``<!-- horizon:end -->`` of ``benchmarks/README.md`` from it;
+nothing there is typed by hand.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
     """Every arm of ``setup.arms`` for one seed (arm (e) first: its h fixes the "-h" arms)."""
     from optuna.trial import TrialState
 
-    from transfer_tune.api import compute_summary
+    from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
     from transfer_tune.search.tune import tune
 

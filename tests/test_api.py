@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from tests.conftest import TINY_BURGERS
-from transfer_tune.api import trial_epochs, tune_then_transfer
+from transfer_tune.api import tune_then_transfer
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.compute import trial_epochs
 from transfer_tune.search.transfer import load_checkpoint, transfer
 
 REOPEN = """

@@ -6,7 +6,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from transfer_tune.api import trial_epochs
 from transfer_tune.core.flops import (
     ADAM_FLOPS_PER_PARAMETER,
     TrialEpochs,
@@ -18,6 +17,7 @@ from transfer_tune.core.flops import (
     train_step_flops,
 )
 from transfer_tune.core.model import FNO
+from transfer_tune.search.compute import trial_epochs
 
 # 1-D, K = 2, width 2, one layer, no grid features, projection width 2, on a 4-point grid.
 TINY_1D = dict(

@@ -183,7 +183,7 @@ def test_fixed_horizon_trains_that_many_epochs(storage):
 
 
 def test_auto_horizon_pilot(storage):
-    from transfer_tune.api import trial_epochs
+    from transfer_tune.search.compute import trial_epochs
     from transfer_tune.search.horizon import PILOT_TRIALS
 
     study = _tune(storage, "auto", horizon="auto", n_trials=PILOT_TRIALS + 2)

@@ -11,7 +11,8 @@ another model kind (``"neuralop"``, a factory) is counted as transfer-tune's FNO
 mode convention and projection differ), unknown for a custom factory.
 
 Storage-free: :func:`search_flops` takes plain :class:`TrialEpochs` records (what each trial
-ran), the caller reads them from its study (:func:`transfer_tune.api.compute_summary` does).
+ran); the caller reads them from its study
+(:func:`transfer_tune.search.compute.compute_summary` does).
 """
 
 from __future__ import annotations
