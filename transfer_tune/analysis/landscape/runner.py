@@ -301,10 +301,17 @@ def run_unit(
     device: str,
     callbacks: Sequence[StudyCallback],
     threads: int | None,
+    verbosity: int | None = None,
 ) -> list[LandscapeRow]:
-    """Work on one study until no grid point is left unstarted (runs in a worker process)."""
+    """Work on one study until no grid point is left unstarted (runs in a worker process).
+
+    ``threads`` and ``verbosity`` (Optuna's logging level) are the caller's, passed on because
+    a worker process starts with the defaults.
+    """
     if threads is not None:
         torch.set_num_threads(threads)
+    if verbosity is not None:
+        optuna.logging.set_verbosity(verbosity)
     study = optuna.load_study(
         study_name=name,
         storage=storage if isinstance(storage, BaseStorage) else get_storage(storage),
@@ -368,10 +375,22 @@ def _run_units(
             from joblib import Parallel, delayed
 
             threads = torch_threads(workers)  # the rule the proxy search shares
-            copies = -(-workers // max(1, len(units)))
+            # every worker may join every study (grid points are claimed one trial at a
+            # time), so a worker that finishes its study helps with the last one instead of
+            # idling; a study with nothing left returns at once
+            copies = workers
             jobs = [
                 delayed(run_unit)(
-                    run.url, sname, config, kind, k, data, run.device, run.callbacks, threads
+                    run.url,
+                    sname,
+                    config,
+                    kind,
+                    k,
+                    data,
+                    run.device,
+                    run.callbacks,
+                    threads,
+                    optuna.logging.get_verbosity(),
                 )
                 for _ in range(copies)
                 for sname, kind, k in units
