@@ -265,3 +265,43 @@ def test_own_model_quick(tmp_path):
         ("neuralop", 8, 15),
     }
     assert all(r["parametrization"]["kind"] == "mup" for r in record["rows"])
+
+
+def _prove():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import prove
+    finally:
+        sys.path.remove(str(BENCH))
+    return prove
+
+
+def test_prove_runs_both_at_once_and_reports_each_exit(tmp_path):
+    prove = _prove()
+    sleep = [sys.executable, "-c", "import time; time.sleep(1.0)"]
+    fail = [sys.executable, "-c", "import sys, time; time.sleep(1.0); sys.exit(3)"]
+    runs = prove.run_together({"ok": sleep, "bad": fail}, tmp_path)
+    assert runs["ok"]["returncode"] == 0 and runs["bad"]["returncode"] == 3
+    # side by side: each finished about 1 s after the common start, not one after the other
+    assert max(r["seconds"] for r in runs.values()) < 1.9
+    assert (tmp_path / "ok.log").exists() and (tmp_path / "bad.log").exists()
+
+
+def test_prove_block_says_whether_the_pair_fits_the_budget():
+    prove = _prove()
+    env = {"mode": "full", "nproc": 2, "cpu": "x", "load_before": "1", "load_after": "2"}
+    cmds = prove.commands(False)
+    record = {
+        "env": env,
+        "commands": cmds,
+        "runs": {n: {"seconds": 600.0, "returncode": 0} for n in cmds},
+        "total_seconds": 61 * 60.0,
+        "budget_minutes": 60.0,
+    }
+    assert "**61.0 min** of wall time, **over** the 60-minute budget" in prove.render(record)
+    record["total_seconds"] = 59 * 60.0
+    block = prove.render(record)
+    assert "**59.0 min** of wall time, within the 60-minute budget" in block
+    rows = tables(block)[0]
+    assert {r["benchmark"] for r in rows} == {"compute_audit", "transfer_repro"}
+    assert all(number(r["wall (min)"]) == 10.0 for r in rows)
