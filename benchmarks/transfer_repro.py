@@ -92,7 +92,10 @@ class Arm:
     step_log2: float = 0.25
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     r_only: tuple[int, ...] = ()  # K values of the R-only sweep (with K_base); () for none
-    r_values: int = 13
+    r_values: int = 15
+    #: the R-only grid's centre above the K_base optimum (log2): R's optimum at large K sat at
+    #: the top of a centred grid in the first full run
+    r_offset_log2: float = 0.5
     r_kinds: tuple[str, ...] = ("mup", "sp")  # parametrizations of the R-only sweep
 
     def grid(self, center: float | None = None, n: int | None = None) -> list[float]:
@@ -123,8 +126,9 @@ FULL = [
         r_kinds=("mup",),  # SP's R-only curve is µP's shifted by log2 m(K): nothing new
     ),
     Arm("burgers-w8-clip", "burgers", BURGERS, 8, "value", (4, 64), -4.25),
-    # control: the same problem at width 32 (centre from a 2-seed pilot, README)
-    Arm("burgers-w32-none", "burgers", BURGERS, 32, None, (4, 64), -6.0),
+    # control: the same problem at width 32 (2-seed pilot, README); the grid runs from 1.5
+    # log2 below the K_base optimum up past the collapse point, 2^-7.5 .. 2^-2.75
+    Arm("burgers-w32-none", "burgers", BURGERS, 32, None, (4, 64), -5.125, n_values=20),
     # 2-D: Darcy 32 x 32, K 4 -> 16 (2K - 1 = 31 of 32 grid modes)
     Arm(
         "darcy-w8-none",
@@ -133,9 +137,10 @@ FULL = [
         8,
         None,
         (4, 16),
-        -5.5,
+        -4.75,  # 2^-7 .. 2^-2.5: past the collapse point (pilot: near 2^-3)
         epochs=10,
         batch_size=8,
+        n_values=19,
     ),
 ]
 _TINY = {"nu": 0.002, "dt": 1e-3, "n_fine": 256, "resolution": 32, "n_train": 16}
@@ -327,7 +332,7 @@ def run_arm(
         base = main["_analysis"]["test_loss"].optimum("mup", arm.base_modes)
         lr_star = base.grid_value  # the K_base optimum on the grid (seed-averaged test loss)
         center = math.log2(lr_star)
-        r_grid = arm.grid(center, arm.r_values)
+        r_grid = arm.grid(center + arm.r_offset_log2, arm.r_values)
         print(f"{arm.name}: R-only sweep, lr fixed at 2^{center:.2f}, spectral_lr grid", flush=True)
         common["sweep_name"] = f"repro-{arm.name}-ronly-lr{center:+.2f}"
         rm, rs, rstats = run_sweeps(
