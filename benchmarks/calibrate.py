@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import cpu_model, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
+from seed_stats import mean, sd  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "calibrate.json"
 README = ROOT / "benchmarks" / "README.md"
@@ -262,12 +263,6 @@ def paired(first: list[dict], second: list[dict]) -> dict:
 
 
 # -- the README block ----------------------------------------------------------------------
-def _mean_sd(xs: list[float]) -> tuple[float, float]:
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, sd
-
-
 def _f(x: float | None, fmt: str = "+.2f") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
 
@@ -311,14 +306,14 @@ def render(record: dict) -> str:
         if arm not in r["runs"]:
             continue
         errs = [100 * x["test_l2"] for x in r["runs"][arm]]
-        m, sd = _mean_sd(errs)
+        m, s = mean(errs), sd(errs)
         sp = r["spectral"][arm]
         cost = r["search_cost"][arm]
         p = r["paired"].get(arm)
         diff = "—" if p is None else f"{_f(p['mean'])} [{_f(p['low'])}, {_f(p['high'])}]"
         lower = "—" if p is None else f"{p['first_lower']}/{p['n']}"
         lines.append(
-            f"| {label} | {sp['lr_multiplier']:.3f} | {sp['init']:.3f} | {m:.2f} ± {sd:.2f} | "
+            f"| {label} | {sp['lr_multiplier']:.3f} | {sp['init']:.3f} | {m:.2f} ± {s:.2f} | "
             f"{', '.join(f'{e:.2f}' for e in errs)} | {cost['cpu_seconds']:.0f} | "
             f"{cost['flops'] / 1e9:.0f} | {diff} | {lower} |"
         )

@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
+from seed_stats import mean, sd, t95  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compute_audit.json"
 README = ROOT / "benchmarks" / "README.md"
@@ -166,7 +167,7 @@ def reference_check(setup: Setup, problem: Any) -> dict:
         "epochs": setup.final_epochs,
         "rows": rows,
         "target_beats_proxy": all(t < p for t, p in zip(target, proxy, strict=True)),
-        "mean_ratio": _mean(target) / _mean(proxy),
+        "mean_ratio": mean(target) / mean(proxy),
     }
 
 
@@ -284,33 +285,18 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
 
 
 # -- statistics -------------------------------------------------------------------------------
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-def _sd(xs: list[float]) -> float:
-    if len(xs) < 2:
-        return 0.0
-    m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
 def paired(first: list[float], second: list[float]) -> dict:
     """Paired comparison of ``first - second`` across seeds (two-sided tests)."""
     from scipy import stats
 
     diffs = [f - s for f, s in zip(first, second, strict=True)]
     n = len(diffs)
-    mean, sd = _mean(diffs), _sd(diffs)
-    out: dict[str, Any] = {"n": n, "diffs": diffs, "mean": mean, "sd": sd}
+    out: dict[str, Any] = {"n": n, "diffs": diffs, "mean": mean(diffs), "sd": sd(diffs)}
     out["first_lower"] = sum(d < 0 for d in diffs)
     out["second_lower"] = sum(d > 0 for d in diffs)
-    if n >= 2 and sd > 0:
-        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-        out["ci95"] = [mean - half, mean + half]
-        out["t_p"] = float(stats.ttest_rel(first, second).pvalue)
-    else:
-        out["ci95"], out["t_p"] = [math.nan, math.nan], math.nan
+    out["ci95"] = t95(diffs)
+    ci_defined = not math.isnan(out["ci95"][0])
+    out["t_p"] = float(stats.ttest_rel(first, second).pvalue) if ci_defined else math.nan
     nonzero = [d for d in diffs if d != 0]
     if nonzero:
         out["wilcoxon_p"] = float(stats.wilcoxon(nonzero, method="exact").pvalue)
@@ -324,7 +310,7 @@ def paired(first: list[float], second: list[float]) -> dict:
 def _costs(recs: list[dict]) -> dict[str, float]:
     """Mean costs per seed of one arm's records."""
     keys = ("search_seconds", "search_cpu_seconds", "search_flops", "final_seconds")
-    out = {k: _mean([r[k] for r in recs]) for k in (*keys, "final_cpu_seconds", "final_flops")}
+    out = {k: mean([r[k] for r in recs]) for k in (*keys, "final_cpu_seconds", "final_flops")}
     out["total_seconds"] = out["search_seconds"] + out["final_seconds"]
     out["total_cpu_seconds"] = out["search_cpu_seconds"] + out["final_cpu_seconds"]
     out["total_flops"] = out["search_flops"] + out["final_flops"]
@@ -334,15 +320,15 @@ def _costs(recs: list[dict]) -> dict[str, float]:
 def summarise(runs: dict[str, list[dict]]) -> dict:
     """Means over seeds, ratios to arm (b), the paired tests, and how often arms agree."""
     base = _costs(runs["b"])
-    b_err = _mean([r["test_l2"] for r in runs["b"]])
+    b_err = mean([r["test_l2"] for r in runs["b"]])
     arms = {}
     for arm, recs in runs.items():
         errs = [r["test_l2"] for r in recs]
         costs = _costs(recs)
         same = sum(r["params"] == a["params"] for r, a in zip(recs, runs["a"], strict=True))
         arms[arm] = {
-            "test_l2_mean": _mean(errs),
-            "test_l2_sd": _sd(errs),
+            "test_l2_mean": mean(errs),
+            "test_l2_sd": sd(errs),
             "test_l2": errs,
             **costs,
             **{
@@ -350,7 +336,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
                 for k in ("search_seconds", "search_cpu_seconds", "search_flops", "total_flops")
             },
             "total_cpu_seconds_vs_b": costs["total_cpu_seconds"] / base["total_cpu_seconds"],
-            "test_l2_vs_b": _mean(errs) / b_err,
+            "test_l2_vs_b": mean(errs) / b_err,
             "same_values_as_a": same,
         }
     tests = {

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
+from seed_stats import mean, sd, t95  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "horizon.json"
 FIGURE = ROOT / "benchmarks" / "results" / "horizon_sweep"
@@ -268,31 +269,10 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
 
 
 # -- statistics -------------------------------------------------------------------------------
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-def _sd(xs: list[float]) -> float:
-    if len(xs) < 2:
-        return 0.0
-    m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
-def _ci(diffs: list[float]) -> list[float]:
-    from scipy import stats
-
-    n, sd = len(diffs), _sd(diffs)
-    if n < 2 or sd == 0:
-        return [math.nan, math.nan]
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return [_mean(diffs) - half, _mean(diffs) + half]
-
-
 def summarise(runs: dict[str, list[dict]], sweep: list[dict]) -> dict:
     """Means over seeds, ratios to (b), paired differences, the winner and the verdicts."""
-    b_flops = _mean([r["search_flops"] for r in runs["b"]])
-    b_cpu = _mean([r["search_cpu_seconds"] for r in runs["b"]])
+    b_flops = mean([r["search_flops"] for r in runs["b"]])
+    b_cpu = mean([r["search_cpu_seconds"] for r in runs["b"]])
     b_err = [r["test_l2"] for r in runs["b"]]
     arms = {}
     for arm, recs in runs.items():
@@ -300,16 +280,16 @@ def summarise(runs: dict[str, list[dict]], sweep: list[dict]) -> dict:
         diffs = [e - b for e, b in zip(errs, b_err, strict=True)]
         arms[arm] = {
             "test_l2": errs,
-            "test_l2_mean": _mean(errs),
-            "test_l2_sd": _sd(errs),
-            "search_flops": _mean([r["search_flops"] for r in recs]),
-            "search_flops_vs_b": _mean([r["search_flops"] for r in recs]) / b_flops,
-            "search_cpu_seconds": _mean([r["search_cpu_seconds"] for r in recs]),
-            "search_cpu_vs_b": _mean([r["search_cpu_seconds"] for r in recs]) / b_cpu,
-            "search_epochs": _mean([r["search_epochs"] for r in recs]),
+            "test_l2_mean": mean(errs),
+            "test_l2_sd": sd(errs),
+            "search_flops": mean([r["search_flops"] for r in recs]),
+            "search_flops_vs_b": mean([r["search_flops"] for r in recs]) / b_flops,
+            "search_cpu_seconds": mean([r["search_cpu_seconds"] for r in recs]),
+            "search_cpu_vs_b": mean([r["search_cpu_seconds"] for r in recs]) / b_cpu,
+            "search_epochs": mean([r["search_epochs"] for r in recs]),
             "horizons": [r["horizon"] for r in recs],
-            "minus_b_mean": _mean(diffs),
-            "minus_b_ci95": _ci(diffs),
+            "minus_b_mean": mean(diffs),
+            "minus_b_ci95": t95(diffs),
             "seeds_better_than_b": sum(d < 0 for d in diffs),
         }
     limit = arms["b"]["test_l2_mean"] + arms["b"]["test_l2_sd"]

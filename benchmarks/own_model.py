@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shlex
 import statistics
 import sys
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
+from seed_stats import mean, sd  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "own_model.json"
 README = ROOT / "benchmarks" / "README.md"
@@ -220,17 +220,6 @@ def run_one(setup: Setup, overrides: dict, storage: str, kind: str, seed: int) -
 
 
 # -- summary and tables -----------------------------------------------------------------------
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-def _sd(xs: list[float]) -> float:
-    if len(xs) < 2:
-        return 0.0
-    m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
 def summarise(rows: list[dict]) -> dict:
     """Mean and sd over seeds per model, and the paired neuralop / fno ratios."""
     out: dict[str, Any] = {}
@@ -239,8 +228,8 @@ def summarise(rows: list[dict]) -> dict:
         recs = [r for r in rows if r["model"] == kind]
         out[kind] = {
             "params": recs[0]["params"],
-            **{f"{k}_mean": _mean([r[k] for r in recs]) for k in keys},
-            **{f"{k}_sd": _sd([r[k] for r in recs]) for k in keys},
+            **{f"{k}_mean": mean([r[k] for r in recs]) for k in keys},
+            **{f"{k}_sd": sd([r[k] for r in recs]) for k in keys},
         }
     pairs = list(
         zip(
@@ -249,9 +238,7 @@ def summarise(rows: list[dict]) -> dict:
             strict=True,
         )
     )
-    out["neuralop_over_fno"] = {
-        k: _mean([n[k] / f[k] for f, n in pairs]) for k in (*keys, "params")
-    }
+    out["neuralop_over_fno"] = {k: mean([n[k] / f[k] for f, n in pairs]) for k in (*keys, "params")}
     out["fno_lower_fine"] = sum(f["test_l2_fine"] < n["test_l2_fine"] for f, n in pairs)
     out["fno_lower"] = sum(f["test_l2"] < n["test_l2"] for f, n in pairs)
     out["fno_faster"] = sum(f["s_per_epoch"] < n["s_per_epoch"] for f, n in pairs)
