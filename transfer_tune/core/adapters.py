@@ -8,7 +8,7 @@ dimension d. :func:`model_roles` reads them, by parameter *name*, never from sha
 
 * transfer-tune's :class:`~transfer_tune.core.model.FNO` names its roles when it is built
   (``param_roles()``), and :meth:`Parametrization.initialize` draws every one of its
-  parameters (its constructor leaves them at zero);
+  parameters (its constructor draws them as SP at its own K, :meth:`FNO.reset_parameters`);
 * neuraloperator 2.0's ``neuralop.models.FNO`` with dense spectral weights is read through a
   fixed map of its parameter names (:data:`NEURALOP_ROLES`); K comes from its ``n_modes``
   (:func:`neuralop_modes`); a factorized (Tucker, CP, TT) model is refused;

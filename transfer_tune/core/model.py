@@ -206,8 +206,11 @@ class FNO(nn.Module):
     coordinates of the grid points in ``[0, 1]`` are appended as ``dim`` extra input channels,
     computed from the input's own grid so the model is resolution-independent.
 
-    Parameters are left at zero by the constructor: initialise them with
-    ``get_parametrization(...).initialize(model)``.
+    The constructor initialises every parameter as SP at the model's own K
+    (:meth:`reset_parameters`, drawing from the global RNG as torch modules do), so a fresh
+    model trains. For µP, or a reproducible draw from a seeded generator, redraw them with
+    ``get_parametrization(...).initialize(model, generator)``, which overwrites every
+    parameter (the constructor's draw does not change what it gives).
 
     Parameters
     ----------
@@ -268,6 +271,25 @@ class FNO(nn.Module):
         self.projection1 = Pointwise(width, projection_width)
         self.projection2 = Pointwise(projection_width, out_channels)
         self._roles = self._assign_roles()
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw every parameter as SP at this model's own K (in place).
+
+        The std of each parameter is read from the one parametrization table
+        (:mod:`transfer_tune.core.parametrization`): this is exactly
+        ``get_parametrization("sp", base_modes=self.modes).initialize(self, generator)``.
+        The constructor calls it; call it again (or ``initialize``) to redraw.
+
+        Parameters
+        ----------
+        generator : torch.Generator, optional
+            Source of the draws; ``None`` draws from the global RNG (``torch.manual_seed``).
+        """
+        # imported here: parametrization reads ROLES from this module
+        from transfer_tune.core.parametrization import get_parametrization
+
+        get_parametrization("sp", base_modes=self.modes).initialize(self, generator)
 
     def config(self) -> dict:
         """Constructor arguments, as plain data (saved with checkpoints and studies)."""

@@ -192,6 +192,28 @@ def clip_gradients(params: Iterable[nn.Parameter], clip: str | None, value: floa
         grad.clamp_(-value, value)
 
 
+def _check_not_all_zero(model: nn.Module) -> None:
+    """Raise :class:`TransferTuneError` when every parameter of ``model`` is zero.
+
+    Such a model was never initialised: an all-zero FNO predicts zero (relative L2 error
+    exactly 1) and its weights get no gradient, so training would sit at 1.000 forever
+    without a word.
+    """
+    params = list(model.parameters())
+    if not params:
+        return
+    with torch.no_grad():
+        if any(bool(p.ne(0).any()) for p in params):
+            return
+    raise TransferTuneError(
+        f"every parameter of this {type(model).__name__} is zero (all zero: never "
+        "initialised), so it cannot learn: an all-zero FNO predicts zero, its weights get no "
+        "gradient and the loss stays at 1.000. Initialise it first: "
+        "get_parametrization(kind, base_modes).initialize(model, generator), or "
+        "model.reset_parameters() for transfer-tune's FNO"
+    )
+
+
 def fit(
     model: nn.Module,
     data: TrainData,
@@ -258,7 +280,8 @@ def fit(
         When the training or validation loss becomes NaN, infinite, or larger than
         ``divergence_threshold``.
     TransferTuneError
-        On bad arguments (e.g. a batch size larger than the training set).
+        On bad arguments (e.g. a batch size larger than the training set), or a model whose
+        parameters are all zero (never initialised: it cannot learn).
     """
     epochs = as_int(epochs, "epochs")
     if hparams.batch_size > data.n_train:
@@ -292,6 +315,7 @@ def fit(
             result.history = [EpochRecord(**r) for r in state["history"]]
             result.steps = state["steps"]
             first_epoch = len(result.history)
+    _check_not_all_zero(model)
     # under torchrun the global batch is split across ranks and DDP averages the gradients
     net = nn.parallel.DistributedDataParallel(model) if distributed.is_distributed() else model
     scale = distributed.world_size()
