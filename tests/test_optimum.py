@@ -142,8 +142,14 @@ def iv(low: float, high: float, n: int = 5) -> Interval:
         (-0.9, -0.4, False, "drifts"),
         (0.1, 0.6, False, "inconclusive"),  # straddles +1 step
         (-0.3, 0.3, False, "inconclusive"),  # straddles ±1 step
-        (0.3, 0.9, False, "inconclusive"),  # wider than two steps (0.6 > 0.5)
+        (0.3, 0.9, False, "drifts"),  # wholly beyond one step, however wide (0.6 > 2 steps)
+        # the real case of transfer_repro.json (µP, Burgers width 8, K = 16, test loss): an
+        # interval of width 0.52 > 2h that lies wholly above +h is a drift, not "inconclusive"
+        (0.27, 0.79, False, "drifts"),
+        (-1.2, -0.26, False, "drifts"),
+        (-1.0, 1.0, False, "inconclusive"),  # wide and straddling both steps
         (-0.1, 0.1, True, "inconclusive"),  # an optimum at a grid edge
+        (0.3, 0.7, True, "inconclusive"),  # at an edge the measured shift is not the shift
     ],
 )
 def test_classify_shift(low, high, edge, expected):

@@ -20,14 +20,19 @@ The seed-averaged curve (any diverged seed makes its grid value ``inf``) still g
 
 Verdict rules, with ``h`` the grid step and ``[lo, hi]`` the interval of a shift:
 
-* ``"inconclusive"`` when the optimum of K or of K_base sits at a grid edge for the seed
-  average or for any seed (the true optimum may lie outside), when fewer than two seeds give
-  a shift, or when ``hi - lo > 2 h`` (the data cannot resolve a one-step shift);
-* else ``"drifts"`` when the interval excludes 0 by more than one grid step
-  (``lo > h`` or ``hi < -h``);
+* ``"inconclusive"`` when fewer than two seeds give a shift, or when the optimum of K or of
+  K_base sits at a grid edge for the seed average or for any seed (the true optimum may lie
+  outside the grid, so the measured shift is not the shift);
+* else ``"drifts"`` when the interval lies wholly beyond one grid step (``lo > h`` or
+  ``hi < -h``), whatever its width;
 * else ``"transfers"`` when the interval lies within one grid step (``-h <= lo`` and
   ``hi <= h``);
-* else ``"inconclusive"`` (the interval straddles ``±h``).
+* else ``"inconclusive"``: the interval straddles ``+h`` or ``-h`` (the data cannot tell).
+
+"Inconclusive" never means "stayed": only "transfers" says the optimum stays within one step.
+Intervals are at ``confidence``; a caller that reads many verdicts together passes a family
+level (:func:`~transfer_tune.analysis.stats.family_level`) and Holm-corrects the shifts'
+p-values (``shift_p``, two-sided t test of a zero shift) over the family.
 
 A parametrization **drifts** when any K drifts, **transfers** only when every K transfers,
 and is **inconclusive** otherwise: nothing says "transfers" by default.
@@ -60,6 +65,7 @@ from transfer_tune.analysis.stats import (
     Interval,
     bootstrap_interval,
     interval,
+    t_pvalue,
 )
 from transfer_tune.core.parametrization import display_name, get_parametrization
 from transfer_tune.errors import TransferTuneError
@@ -93,17 +99,15 @@ def rule_shift(modes: int, base_modes: int) -> float:
 def classify_shift(shift: Interval, grid_step: float, at_edge: bool) -> tuple[str, str]:
     """Verdict and reason for one K's shift (the rules of the module docstring)."""
     h = grid_step * (1 + 1e-9)
-    if at_edge:
-        return "inconclusive", "optimum at a grid edge"
     if shift.n < 2 or not math.isfinite(shift.low) or not math.isfinite(grid_step):
         return "inconclusive", "fewer than two seeds give a shift"
-    if shift.width > 2 * h:
-        return "inconclusive", f"interval wider than two grid steps ({shift.width:.2f})"
+    if at_edge:
+        return "inconclusive", "optimum at a grid edge"
     if shift.low > h or shift.high < -h:
         return "drifts", "interval beyond one grid step"
     if shift.low >= -h and shift.high <= h:
         return "transfers", "interval within one grid step"
-    return "inconclusive", "interval straddles one grid step"
+    return "inconclusive", f"interval straddles ±one grid step (width {shift.width:.2f})"
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ class Optimum:
         The interval method (:data:`~transfer_tune.analysis.stats.METHODS`).
     seed_positions, seed_shifts : list of float
         Per-seed refined positions and paired shifts (NaN where a seed has none).
+    shift_p : float
+        Two-sided p of the paired t test of a zero shift (NaN for the reference K).
     verdict, reason : str
         Per-K verdict (``"reference"`` for the reference K) and why.
     """
@@ -157,6 +163,7 @@ class Optimum:
     method: str = "student-t"
     seed_positions: list[float] = field(default_factory=list)
     seed_shifts: list[float] = field(default_factory=list)
+    shift_p: float = math.nan
     verdict: str = "inconclusive"
     reason: str = ""
 
@@ -168,10 +175,11 @@ class Gap:
     modes: int
     interval: Interval
     rule: float  # log2 of µP's factor on R's rate at this K
+    p: float = math.nan  # two-sided p of the paired t test of a zero gap
 
     def to_dict(self) -> dict:
         """Plain data."""
-        return {"modes": self.modes, "rule": self.rule, **self.interval.to_dict()}
+        return {"modes": self.modes, "rule": self.rule, "p": self.p, **self.interval.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -217,7 +225,7 @@ class OptimumAnalysis:
     def method_label(self) -> str:
         """E.g. ``"95% Student-t over 5 seeds"``."""
         n = max((o.n_seeds for o in self.optima), default=0)
-        return f"{round(100 * self.confidence)}% {METHOD_LABELS[self.method]} over {n} seeds"
+        return f"{100 * self.confidence:.4g}% {METHOD_LABELS[self.method]} over {n} seeds"
 
     def optimum(self, parametrization: str, modes: int) -> Optimum:
         """The optimum of one (parametrization, K)."""
@@ -366,6 +374,7 @@ def analyze_optimum(
                 method=method,
                 seed_positions=[float(p) for p in pos],
                 seed_shifts=[float(s) for s in shifts],
+                shift_p=math.nan if k == ref else t_pvalue(shifts),
                 verdict=verdict,
                 reason=reason,
             )
@@ -377,7 +386,8 @@ def analyze_optimum(
         for k in sorted(set(curves.modes("mup")) & set(curves.modes("sp"))):
             sp, mup = per_seed[("sp", k)][0], per_seed[("mup", k)][0]
             n = min(sp.size, mup.size)
-            gaps.append(Gap(k, ci(sp[:n] - mup[:n]), rule_shift(k, curves.base_modes)))
+            diff = sp[:n] - mup[:n]
+            gaps.append(Gap(k, ci(diff), rule_shift(k, curves.base_modes), t_pvalue(diff)))
     return OptimumAnalysis(
         param=curves.param,
         loss=curves.loss,

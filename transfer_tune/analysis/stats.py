@@ -181,3 +181,83 @@ def interval(
     if method == "bootstrap":
         return bootstrap_interval(values, confidence)
     raise TransferTuneError(f"unknown interval method {method!r}; choose one of {METHODS}")
+
+
+# -- many intervals read together -----------------------------------------------------------
+
+
+def t_pvalue(values: np.ndarray | list[float], null: float = 0.0) -> float:
+    """Two-sided p of the one-sample t test of ``mean(values) == null`` (NaN when n < 2 or
+    the values do not vary)."""
+    v = _finite(values)
+    if v.size < 2 or float(v.std(ddof=1)) == 0.0:
+        return math.nan
+    return float(sps.ttest_1samp(v, null).pvalue)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (NaN stays NaN).
+
+    The i-th smallest of the m finite p-values is multiplied by ``m - i`` (i from 0), the
+    running maximum is taken so the adjusted values keep the order, and each is capped at 1.
+    Rejecting where the adjusted p is below alpha controls the family-wise error at alpha.
+    """
+    finite = [(p, i) for i, p in enumerate(pvalues) if math.isfinite(p)]
+    m = len(finite)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def family_level(confidence: float, m: int) -> float:
+    """Bonferroni's per-interval level ``1 - (1 - confidence) / m`` for a family of ``m``.
+
+    An interval at this level excludes 0 whenever Holm's first step rejects, and the ``m``
+    intervals cover their means jointly with probability at least ``confidence``.
+    """
+    _check_confidence(confidence)
+    return 1.0 - (1.0 - confidence) / max(int(m), 1)
+
+
+def family_tests(diffs: dict[str, list[float]], confidence: float = 0.95) -> dict[str, dict]:
+    """Paired t tests of a family of per-seed differences against 0, Holm-corrected.
+
+    Parameters
+    ----------
+    diffs : dict
+        Name -> per-seed differences (one family; a family of one is an uncorrected test).
+    confidence : float
+        Family-wise coverage; alpha is ``1 - confidence``.
+
+    Returns
+    -------
+    dict
+        Name -> ``estimate``, ``low``, ``high`` (Student-t at :func:`family_level`),
+        ``level``, ``n``, ``positive`` (seeds above 0), ``p``, ``p_holm`` and ``decision``
+        (``"> 0"`` or ``"< 0"`` where Holm rejects at alpha, else ``"not resolved"``: not
+        significant is not "no effect").
+    """
+    names = list(diffs)
+    level = family_level(confidence, len(names))
+    p = [t_pvalue(diffs[n]) for n in names]
+    adjusted = holm(p)
+    out = {}
+    for name, raw, adj in zip(names, p, adjusted, strict=True):
+        ci = t_interval(diffs[name], level)
+        resolved = math.isfinite(adj) and adj < 1 - confidence
+        decision = ("> 0" if ci.estimate > 0 else "< 0") if resolved else "not resolved"
+        out[name] = {
+            "estimate": ci.estimate,
+            "low": ci.low,
+            "high": ci.high,
+            "level": level,
+            "n": ci.n,
+            "positive": int(sum(x > 0 for x in _finite(diffs[name]))),
+            "p": raw,
+            "p_holm": adj,
+            "decision": decision,
+        }
+    return out
