@@ -16,15 +16,24 @@ in the output folder (the same command resumes an interrupted run). SP at K = K_
 Per K it reports (:mod:`transfer_tune.analysis.optimum`, :mod:`~transfer_tune.analysis.stats`,
 :mod:`~transfer_tune.analysis.stability`):
 
-* the test-loss and the train-loss optimum (per-seed parabola-refined minimiser, then the
-  95 % Student-t interval over seeds of the paired per-seed shift from K_base) and the
-  verdict (transfers / drifts / inconclusive; rules in the optimum module);
+* the optimum located on **validation** loss (primary; the test split selects nothing and is
+  reported at that optimum) and on train loss (secondary: the optimiser alone): per-seed
+  parabola-refined minimiser, the paired per-seed shift from K_base, its Student-t interval
+  and the verdict (transfers / drifts / inconclusive; rules in the optimum module);
 * the paired SP - µP gap, beside the rule's own factor on R's rate (log2 sqrt(ln 4 / ln K));
 * the stability edge: the lowest rate at which at least half the seeds diverge or collapse
-  (final test rel-L2 >= 0.99), and its shift from K_base;
-* for arms with an R-only sweep: only R's rate moves (``spectral_lr``), every other group at
-  the arm's K_base optimum; the shift of R's optimal rate gives the exponent p of
-  ``eta_R* ∝ (ln K_base / ln K)^p`` (µP's rule: p = 1/2; K-independent R rate: p = 0).
+  (final validation rel-L2 >= 0.99), and its shift from K_base;
+* for arms with an R-only sweep: only R's Adam rate moves (``spectral_lr``; R keeps µP's init
+  at each K, every other group trains at a fixed lr); the shift of R's optimal rate gives the
+  exponent p of ``eta_R* ∝ (ln K_base / ln K)^p`` (µP's rule: p = 1/2; K-independent: p = 0).
+
+Multiplicity (:data:`FAMILIES`, fixed before the first run that recorded validation losses):
+the shifts and gaps of one loss over all arms of a run form one family; its intervals are at
+the Bonferroni level 1 - 0.05 / m and its p-values (zero shift, zero gap) are Holm-adjusted.
+The R-only exponents (validation, train) are a family of two. Verdicts read the family-level
+intervals. A grid is fixed in :data:`FULL`; the JSON's ``run_id`` hashes every grid, so a
+changed grid is a new run, and the README shows earlier runs' values beside it
+(:data:`EARLIER_RUNS`, re-analysed from their recorded curves with today's rules).
 
 It writes ``transfer_repro.json``, the HTML figures (one shared ``plotly.min.js``) and, for a
 full run into benchmarks/results, the README block between the ``transfer_repro`` markers,
@@ -34,6 +43,7 @@ rendered from the JSON (``--write-readme`` re-renders it without training).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -51,17 +61,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 
 from machine import environment, load_average  # noqa: E402
 from readme_block import markers, write_block  # noqa: E402
+from transfer_repro_report import render  # noqa: E402
 
 from transfer_tune.analysis.curves import Curves, landscape_curves  # noqa: E402
 from transfer_tune.analysis.landscape import load_sweep, sweep  # noqa: E402
 from transfer_tune.analysis.optimum import OptimumAnalysis, analyze_optimum  # noqa: E402
 from transfer_tune.analysis.stability import stability_edges  # noqa: E402
-from transfer_tune.analysis.stats import t_interval  # noqa: E402
+from transfer_tune.analysis.stats import family_level, holm, t_interval  # noqa: E402
 from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = markers("transfer_repro")
+CONFIDENCE = 0.95
+#: The losses an optimum is located on, in order: validation is primary (the test split is only
+#: reported at the validation optimum), train loss secondary. Each is one family.
+FAMILIES = ("val_loss", "train_loss")
+#: Earlier full runs (JSON in results/), shown beside this one: the first (narrower grids,
+#: 2026-12-02) and the repeat with widened grids; both located optima on test loss and
+#: recorded no validation loss, so only their train-loss results are re-analysed.
+EARLIER_RUNS = ("transfer_repro_run1.json", "transfer_repro_run2.json")
 BURGERS = {  # nu = 0.002: viscous shocks, energy beyond K = 4 .. 64 (pdes/burgers.py)
     "nu": 0.002,
     "dt": 5e-4,
@@ -93,9 +112,12 @@ class Arm:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     r_only: tuple[int, ...] = ()  # K values of the R-only sweep (with K_base); () for none
     r_values: int = 15
-    #: the R-only grid's centre above the K_base optimum (log2): R's optimum at large K sat at
-    #: the top of a centred grid in the first full run
-    r_offset_log2: float = 0.5
+    #: the fixed lr of every other group in the R-only sweep (log2): the K_base test-loss
+    #: optimum on the grid of the first full run (2^-4.25), fixed in code since
+    r_lr_log2: float = -4.25
+    #: the R-only grid's centre (log2): 0.5 above r_lr_log2, since R's optimum at large K sat
+    #: at the top of a grid centred on it in the first full run
+    r_center_log2: float = -3.75
     r_kinds: tuple[str, ...] = ("mup", "sp")  # parametrizations of the R-only sweep
 
     def grid(self, center: float | None = None, n: int | None = None) -> list[float]:
@@ -257,7 +279,8 @@ def exponent(analysis: OptimumAnalysis, arm: Arm) -> dict[str, dict]:
     """Per (parametrization, K): the exponent p of R's optimal rate, per seed then t interval.
 
     R's actual rate is ``spectral_lr * m(K)``; its optimum moves by ``shift + log2 m(K)``
-    from K_base, and p = that / log2(ln K_base / ln K).
+    from K_base, and p = that / log2(ln K_base / ln K). The interval is at the analysis's
+    (family) level.
     """
     out: dict[str, dict] = {}
     for o in analysis.optima:
@@ -270,22 +293,43 @@ def exponent(analysis: OptimumAnalysis, arm: Arm) -> dict[str, dict]:
     return out
 
 
-def analyse(mup: Any, sp: Any, arm: Arm, param: str, modes: tuple[int, ...]) -> dict[str, Any]:
-    """Optima of both losses, gaps, stability edges and the curves, as plain data."""
+def family_sizes(arms: list[Arm]) -> dict[str, int]:
+    """Intervals per family: two shifts and one gap for every K other than K_base, per arm."""
+    per_loss = sum(3 * len([k for k in a.modes if k != a.base_modes]) for a in arms)
+    return {loss: per_loss for loss in FAMILIES}
+
+
+def grid_index(values: np.ndarray, value: float) -> int:
+    """Index of the grid value nearest ``value`` (log scale)."""
+    return int(np.argmin(np.abs(np.log2(values) - math.log2(value))))
+
+
+def analyse(
+    mup: Any, sp: Any, arm: Arm, param: str, modes: tuple[int, ...], levels: dict[str, float]
+) -> dict[str, Any]:
+    """Optima located on each loss of :data:`FAMILIES` at its family level, the test loss at
+    the validation optimum, gaps, stability edges and the curves, as plain data."""
     out: dict[str, Any] = {}
-    curves = {}
-    for loss in ("test_loss", "train_loss"):
-        curves[loss] = merged_curves(mup, sp, arm, param, loss, modes)
-        a = analyze_optimum(curves[loss])
+    curves = {
+        loss: merged_curves(mup, sp, arm, param, loss, modes) for loss in (*FAMILIES, "test_loss")
+    }
+    for loss in FAMILIES:
+        a = analyze_optimum(curves[loss], confidence=levels[loss])
+        records = a.to_records()
+        for rec in records:
+            key = (rec["parametrization"], rec["modes"])
+            i = grid_index(curves[loss].values, rec["grid_value"])
+            rec["test_loss_at_optimum"] = float(np.mean(curves["test_loss"].losses[key][i]))
         out[loss] = {
             "method": a.method_label,
+            "level": levels[loss],
             "grid_step": a.grid_step,
-            "optima": a.to_records(),
+            "optima": records,
             "verdicts": {k: {"verdict": v.verdict, "line": v.line} for k, v in a.verdicts.items()},
             "gaps": [g.to_dict() for g in a.gaps],
         }
         out.setdefault("_analysis", {})[loss] = a
-    out["stability"] = [e.to_dict() for e in stability_edges(curves["test_loss"])]
+    out["stability"] = [e.to_dict() for e in stability_edges(curves["val_loss"])]
     out["curves"] = {
         loss: {f"{k[0]}/K{k[1]}": v.tolist() for k, v in c.losses.items()}
         for loss, c in curves.items()
@@ -294,8 +338,23 @@ def analyse(mup: Any, sp: Any, arm: Arm, param: str, modes: tuple[int, ...]) -> 
     return out
 
 
+def content(arm: Arm) -> dict[str, float]:
+    """Energy of the arm's training targets beyond each K (can the larger K learn more?)."""
+    from pdes import load_problem
+    from pdes.spectrum import energy_beyond
+
+    _, y = load_problem(arm.problem, arm.overrides).dataset("train", normalized=False)
+    return {str(k): energy_beyond(y, k) for k in sorted({arm.base_modes, *arm.modes})}
+
+
 def run_arm(
-    arm: Arm, storage: str, n_jobs: int, progress: bool, out: Path, analyse_only: bool = False
+    arm: Arm,
+    storage: str,
+    n_jobs: int,
+    progress: bool,
+    out: Path,
+    levels: dict[str, float],
+    analyse_only: bool = False,
 ) -> dict[str, Any]:
     """Sweep one arm (and its R-only sweep), analyse, draw; return its JSON record."""
     common = dict(
@@ -321,47 +380,70 @@ def run_arm(
         flush=True,
     )
     mup, sp, stats = run_sweeps(arm, "lr", grid, arm.modes, arm.hparams(), common)
-    main = analyse(mup, sp, arm, "lr", arm.modes)
+    main = analyse(mup, sp, arm, "lr", arm.modes, levels)
     record: dict[str, Any] = {
         "setup": {**asdict(arm), "lr_grid": grid},
+        "content": content(arm),
         "stats": stats,
         **{k: v for k, v in main.items() if not k.startswith("_")},
     }
-    paths = figures(arm.name, main["_curves"]["test_loss"], main["_analysis"]["test_loss"], out)
+    paths = figures(arm.name, main["_curves"]["val_loss"], main["_analysis"]["val_loss"], out)
     if arm.r_only:
-        base = main["_analysis"]["test_loss"].optimum("mup", arm.base_modes)
-        lr_star = base.grid_value  # the K_base optimum on the grid (seed-averaged test loss)
-        center = math.log2(lr_star)
-        r_grid = arm.grid(center + arm.r_offset_log2, arm.r_values)
-        print(f"{arm.name}: R-only sweep, lr fixed at 2^{center:.2f}, spectral_lr grid", flush=True)
-        common["sweep_name"] = f"repro-{arm.name}-ronly-lr{center:+.2f}"
+        lr_fixed = 2.0**arm.r_lr_log2
+        r_grid = arm.grid(arm.r_center_log2, arm.r_values)
+        print(f"{arm.name}: R-only sweep, lr fixed at 2^{arm.r_lr_log2:.2f}", flush=True)
+        common["sweep_name"] = f"repro-{arm.name}-ronly-lr{arm.r_lr_log2:+.2f}"
         rm, rs, rstats = run_sweeps(
             arm,
             "spectral_lr",
             r_grid,
             arm.r_only,
-            {**arm.hparams(), "lr": lr_star},
+            {**arm.hparams(), "lr": lr_fixed},
             common,
             arm.r_kinds,
         )
-        ronly = analyse(rm, rs, arm, "spectral_lr", arm.r_only)
+        r_level = family_level(CONFIDENCE, len(FAMILIES))  # the two exponents: one family
+        ronly = analyse(rm, rs, arm, "spectral_lr", arm.r_only, dict.fromkeys(FAMILIES, r_level))
         record["r_only"] = {
-            "lr": lr_star,
+            "lr": lr_fixed,
             "grid": r_grid,
             "stats": rstats,
-            "exponent": exponent(ronly["_analysis"]["test_loss"], arm),
-            "exponent_train": exponent(ronly["_analysis"]["train_loss"], arm),
+            "exponent": {loss: exponent(ronly["_analysis"][loss], arm) for loss in FAMILIES},
             **{k: v for k, v in ronly.items() if not k.startswith("_")},
         }
         paths += figures(
-            f"{arm.name}-ronly",
-            ronly["_curves"]["test_loss"],
-            ronly["_analysis"]["test_loss"],
-            out,
+            f"{arm.name}-ronly", ronly["_curves"]["val_loss"], ronly["_analysis"]["val_loss"], out
         )
     record["figures"] = [p.name for p in paths]
-    print(render_arm(arm.name, record), flush=True)
     return record
+
+
+def correct(record: dict) -> None:
+    """Holm-adjust each family's p-values (zero shift, zero gap) over all arms, in place."""
+    for loss in FAMILIES:
+        entries = []
+        for rec in record["arms"].values():
+            base = rec["setup"]["base_modes"]
+            entries += [o for o in rec[loss]["optima"] if o["verdict"] != "reference"]
+            entries += [g for g in rec[loss]["gaps"] if g["modes"] != base]
+        adjusted = holm([e.get("shift_p", e.get("p", math.nan)) for e in entries])
+        for e, p in zip(entries, adjusted, strict=True):
+            e["p_holm"] = p
+
+
+def design_id(arms: dict[str, dict]) -> str:
+    """A hash of everything that decides the runs of a record's arms (grids included)."""
+    keys = ("problem", "overrides", "width", "clip", "modes", "base_modes", "n_layers")
+    keys += ("epochs", "batch_size", "seeds", "lr_grid")
+    design = {
+        name: {
+            **{k: rec["setup"][k] for k in keys},
+            "r_only": (rec["r_only"]["lr"], rec["r_only"]["grid"]) if "r_only" in rec else None,
+        }
+        for name, rec in arms.items()
+    }
+    text = json.dumps(design, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def write_html(fig: Any, path: Path) -> Path:
@@ -385,169 +467,26 @@ def figures(name: str, curves: Curves, analysis: OptimumAnalysis, out: Path) -> 
     ]
 
 
-# -- rendering (from the JSON record only) ---------------------------------------------------
+# -- the record and the README ----------------------------------------------------------------
 
 
-def _ci(est: float, low: float, high: float) -> str:
-    if not math.isfinite(est):
-        return "n/a"
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return f"{est:+.2f} [n/a]"
-    return f"{est:+.2f} [{low:+.2f}, {high:+.2f}]"
+def load_earlier(folder: Path = RESULTS) -> dict[str, dict]:
+    """The earlier full runs' records that are present, each with its design id as ``_id``."""
+    out = {}
+    for i, name in enumerate(EARLIER_RUNS, start=1):
+        path = folder / name
+        if path.exists():
+            record = json.loads(path.read_text())
+            record["_id"] = design_id(record["arms"])
+            out[f"run {i}"] = record
+    return out
 
 
-def _name(kind: str) -> str:
-    return "µP" if kind == "mup" else "SP"
-
-
-def _edge(e: dict) -> str:
-    if e["edge"] is None:
-        return f"> 2^{math.log2(e['stable']):.2f}" if e["stable"] else "n/a"
-    i = next(i for i, f in enumerate(e["failures"]) if 2 * f >= e["n_seeds"])
-    return f"2^{math.log2(e['edge']):.2f} ({e['failures'][i]}/{e['n_seeds']})"
-
-
-def _edge_shift(e: dict) -> str:
-    if e["shift_bound"]:
-        return e["shift_bound"]
-    return f"{e['shift']:+.2f}" if math.isfinite(e["shift"]) else "n/a"
-
-
-def render_arm(name: str, rec: dict) -> str:
-    """Markdown tables of one arm (main sweep, gaps, R-only)."""
-    setup = rec["setup"]
-    test, train = rec["test_loss"], rec["train_loss"]
-    edges = {(e["parametrization"], e["modes"]): e for e in rec["stability"]}
-    tr = {(o["parametrization"], o["modes"]): o for o in train["optima"]}
-    lines = [
-        f"\n#### {name}: optimum base lr per K (K_base = {setup['base_modes']}, width "
-        f"{setup['width']}, clip {setup['clip'] or 'none'}, grid step "
-        f"{test['grid_step']:.2f} log2; intervals: {test['method']} of the paired per-seed "
-        "shift)\n",
-        "| param. | K | test optimum log2 lr | test shift [95%] | test verdict | "
-        "train shift [95%] | train verdict | stability edge (fail/seeds) | edge shift | "
-        "test loss at grid min |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for o in test["optima"]:
-        key = (o["parametrization"], o["modes"])
-        t, e = tr[key], edges[key]
-        edge = " (edge)" if o["at_edge"] else ""
-        lines.append(
-            f"| {_name(key[0])} | {key[1]} | {o['position']:+.2f}{edge}"
-            f" | {_ci(o['shift'], o['shift_low'], o['shift_high'])} | {_verdict(o)} | "
-            f"{_ci(t['shift'], t['shift_low'], t['shift_high'])} | {_verdict(t)} | "
-            f"{_edge(e)} | {_edge_shift(e)} | {o['loss']:.4g} |"
-        )
-    if test["gaps"]:
-        lines += [
-            f"\n#### {name}: paired SP − µP gap of the optimum (log2; {test['method']})\n",
-            "| K | test gap [95%] | train gap [95%] | rule log2 sqrt(ln 4 / ln K) |",
-            "|---|---|---|---|",
-        ]
-        tgaps = {g["modes"]: g for g in train["gaps"]}
-        for g in test["gaps"]:
-            if g["modes"] == setup["base_modes"]:
-                continue
-            t = tgaps[g["modes"]]
-            lines.append(
-                f"| {g['modes']} | {_ci(g['estimate'], g['low'], g['high'])} | "
-                f"{_ci(t['estimate'], t['low'], t['high'])} | {g['rule']:+.2f} |"
-            )
-    lines.append("")
-    lines += [f"- test loss — {v['line']}" for v in test["verdicts"].values()]
-    lines += [f"- train loss — {v['line']}" for v in train["verdicts"].values()]
-    r = rec.get("r_only")
-    if r:
-        rt = r["test_loss"]
-        lines += [
-            f"\n#### {name}: R-only sweep (only R's rate moves; lr of the other groups fixed "
-            f"at the K_base optimum 2^{math.log2(r['lr']):.2f}; {rt['method']})\n",
-            "| param. | K | test optimum log2 spectral_lr | test shift [95%] | verdict | "
-            "exponent p [95%] (test) | exponent p [95%] (train) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for o in rt["optima"]:
-            key = f"{o['parametrization']}/K{o['modes']}"
-            p, pt = r["exponent"].get(key), r["exponent_train"].get(key)
-            lines.append(
-                f"| {_name(o['parametrization'])} | {o['modes']} | {o['position']:+.2f}"
-                f"{' (edge)' if o['at_edge'] else ''} | "
-                f"{_ci(o['shift'], o['shift_low'], o['shift_high'])} | {_verdict(o)} | "
-                + (_ci(p["estimate"], p["low"], p["high"]) if p else "—")
-                + " | "
-                + (_ci(pt["estimate"], pt["low"], pt["high"]) if pt else "—")
-                + " |"
-            )
-        lines.append(
-            "\n(p: R's optimal rate ∝ (ln K_base / ln K)^p; µP's rule is p = 0.5, an R rate "
-            "that does not depend on K is p = 0.)"
-        )
-    return "\n".join(lines)
-
-
-def _verdict(o: dict) -> str:
-    if o["verdict"] == "reference":
-        return "—"
-    return o["verdict"] + (f" ({o['reason']})" if o["verdict"] == "inconclusive" else "")
-
-
-def render(record: dict) -> str:
-    """The whole README block from the JSON record."""
-    env = record["env"]
-    head = [
-        f"Generated by `benchmarks/transfer_repro.py` from `results/transfer_repro.json` "
-        f"({env['mode']} run, {env.get('total_seconds', 0):.0f} s wall, n_jobs "
-        f"{env['n_jobs']}, {env['nproc']} cores, load average {env['load_before']} -> "
-        f"{env.get('load_after')}). Do not edit by hand: rerun with `--write-readme`.",
-    ]
-    body = [summary(record)] + [render_arm(name, rec) for name, rec in record["arms"].items()]
-    return "\n".join(head + body)
-
-
-def summary(record: dict) -> str:
-    """One row per arm and K: shifts (test, train), the train-loss gap, the edge shifts."""
-    lines = [
-        "\n#### Summary: shift of the optimum base lr from K_base (log2, 95% Student-t over "
-        "seeds, paired) and of the stability edge\n",
-        "| arm | K | µP test | SP test | µP train | SP train | SP − µP train gap (rule) | "
-        "edge shift µP / SP |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, rec in record["arms"].items():
-        base = rec["setup"]["base_modes"]
-        opt = {
-            (loss, o["parametrization"], o["modes"]): o
-            for loss in ("test_loss", "train_loss")
-            for o in rec[loss]["optima"]
-        }
-        edges = {(e["parametrization"], e["modes"]): e for e in rec["stability"]}
-        gaps = {g["modes"]: g for g in rec["train_loss"]["gaps"]}
-        for k in rec["setup"]["modes"]:
-            if k == base:
-                continue
-            cells = []
-            for loss in ("test_loss", "train_loss"):
-                for kind in ("mup", "sp"):
-                    o = opt.get((loss, kind, k))
-                    cells.append(
-                        f"{_ci(o['shift'], o['shift_low'], o['shift_high'])} {o['verdict']}"
-                        if o
-                        else "—"
-                    )
-            g = gaps.get(k)
-            gap = f"{_ci(g['estimate'], g['low'], g['high'])} ({g['rule']:+.2f})" if g else "—"
-            edge = " / ".join(
-                _edge_shift(edges[(kind, k)]) if (kind, k) in edges else "—"
-                for kind in ("mup", "sp")
-            )
-            lines.append(f"| {name} | {k} | {' | '.join(cells)} | {gap} | {edge} |")
-    return "\n".join(lines)
-
-
-def write_readme(record: dict, path: Path = README) -> None:
-    """Replace the block between the markers in ``path`` with :func:`render` of ``record``."""
-    write_block("transfer_repro", render(record), path)
+def write_readme(record: dict, path: Path = README) -> str:
+    """Replace the block between the markers in ``path`` with the rendered ``record``."""
+    block = render(record, load_earlier())
+    write_block("transfer_repro", block, path)
+    return block
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,8 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write_readme:
         record = json.loads(((args.out or RESULTS) / "transfer_repro.json").read_text())
-        write_readme(record)
-        print(render(record))
+        print(write_readme(record))
         return 0
     arms = QUICK if args.quick else FULL
     known = {a.name: a for a in (QUICK if args.quick else FULL)}
@@ -605,12 +543,17 @@ def main(argv: list[str] | None = None) -> int:
         torch_threads=torch.get_num_threads(),
         storage=storage.rsplit("/", 1)[-1],
     )
-    record: dict[str, Any] = {"env": env, "arms": {}}
+    sizes = family_sizes(arms)
+    levels = {loss: family_level(CONFIDENCE, m) for loss, m in sizes.items()}
+    families = {loss: {"m": sizes[loss], "level": levels[loss]} for loss in FAMILIES}
+    record: dict[str, Any] = {"env": env, "families": families, "arms": {}}
     start = time.perf_counter()
     for arm in arms:
         record["arms"][arm.name] = run_arm(
-            arm, storage, args.n_jobs, args.progress, out, args.analyse_only
+            arm, storage, args.n_jobs, args.progress, out, levels, args.analyse_only
         )
+    correct(record)
+    record["run_id"] = design_id(record["arms"])
     env["load_after"] = load_average()
     env["total_seconds"] = time.perf_counter() - start
     previous = out / "transfer_repro.json"
@@ -622,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             arm_record["stats"] = old.get("stats", arm_record["stats"])
             if "r_only" in arm_record and "r_only" in old:
                 arm_record["r_only"]["stats"] = old["r_only"]["stats"]
+    print(render(record))
     print(f"\ntotal {env['total_seconds']:.0f} s; load {env['load_before']} -> {env['load_after']}")
     (out / "transfer_repro.json").write_text(json.dumps(record, indent=1, default=_json) + "\n")
     if not args.quick and out.resolve() == RESULTS.resolve():

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,55 +92,121 @@ def test_speed_quick_without_neuraloperator(tmp_path):
 def test_transfer_repro_quick(tmp_path):
     out = run_quick("transfer_repro.py", "--out", str(tmp_path))
     found = tables(out)
-    # per arm: the optimum table and the SP - µP gap table; the no-clip arm adds the R-only one
+    # the setup, the summary, per arm the optimum table; the no-clip arm adds the R-only one
     assert len(found) == 5
-    main, gap, ronly, clip_main, clip_gap = found
+    setup, summary, main, ronly, clip_main = found
+    assert [r["arm"] for r in setup] == ["`burgers-w8-none`", "`burgers-w8-clip`"]
+    assert all("K=2: " in r["target energy beyond K"] for r in setup)
     for rows in (main, clip_main):
         assert [(r["param."], r["K"]) for r in rows] == [("µP", "2"), ("µP", "4")] + [
             ("SP", "2"),
             ("SP", "4"),
         ]
         for r in rows:
-            assert math.isfinite(number(r["test optimum log2 lr"]))
-            assert math.isfinite(number(r["test shift [95%]"]))
-            assert number(r["test loss at grid min"]) > 0
-            verdict = r["test verdict"].split(" (")[0]
+            assert math.isfinite(number(r["val optimum log2 lr"]))
+            assert math.isfinite(number(r["val shift [interval]"]))
+            assert number(r["test loss at val optimum"]) > 0
+            verdict = r["val verdict"].split(" (")[0]
             assert verdict in ({"—"} if r["K"] == "2" else {"transfers", "drifts", "inconclusive"})
             assert r["stability edge (fail/seeds)"].startswith(("2^", "> 2^", "n/a"))
-    for rows in (gap, clip_gap):
-        assert [r["K"] for r in rows] == ["4"]
-        assert number(rows[0]["rule log2 sqrt(ln 4 / ln K)"]) == pytest.approx(-0.5)
+    assert [(r["arm"], r["K"]) for r in summary] == [
+        ("burgers-w8-none", "4"),
+        ("burgers-w8-clip", "4"),
+    ]
+    assert all("(-0.50)" in r["SP − µP val gap (rule)"] for r in summary)
     assert {r["param."] for r in ronly} == {"µP", "SP"}
-    assert "Student-t over 2 seeds" in out  # every table names its interval method
-    assert out.count("- test loss — µP: ") == 2 and out.count("- train loss — SP: ") == 2
+    # both families are corrected over the 2 arms x (2 shifts + 1 gap) = 6 intervals
+    assert "99.17% Student-t over 2 seeds" in out and "m = 6" in out
+    assert "Element-wise clipping at 0.01 changed" in out
     record = json.loads((tmp_path / "transfer_repro.json").read_text())
     assert set(record["arms"]) == {"burgers-w8-none", "burgers-w8-clip"}
+    assert record["families"]["val_loss"] == {"m": 6, "level": pytest.approx(1 - 0.05 / 6)}
+    assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
     arm = record["arms"]["burgers-w8-none"]
     assert arm["setup"]["seeds"] == [0, 1] and len(arm["setup"]["lr_grid"]) == 5
-    assert {"test_loss", "train_loss", "stability", "r_only", "curves"} <= set(arm)
-    assert "mup/K4" in arm["r_only"]["exponent"]
+    assert {"val_loss", "train_loss", "stability", "r_only", "curves", "content"} <= set(arm)
+    assert set(arm["curves"]) == {"val_loss", "train_loss", "test_loss"}
+    assert "mup/K4" in arm["r_only"]["exponent"]["val_loss"]
+    shifts = [o for o in arm["val_loss"]["optima"] if o["verdict"] != "reference"]
+    assert all("p_holm" in o and "shift_p" in o for o in shifts)
     for name in ("burgers-w8-none", "burgers-w8-clip", "burgers-w8-none-ronly"):
         for kind in ("landscape", "optimum"):
             html = tmp_path / f"transfer_{name}_{kind}.html"
             assert html.exists() and html.stat().st_size < 200_000  # plotly.js not embedded
     assert (tmp_path / "plotly.min.js").exists()
     # the README block is rendered from the JSON alone (numbers are never retyped)
-    sys.path.insert(0, str(BENCH))
-    try:
-        import transfer_repro
-    finally:
-        sys.path.remove(str(BENCH))
+    transfer_repro = bench_module("transfer_repro")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{transfer_repro.BEGIN}\nold\n{transfer_repro.END}\noutro\n")
     transfer_repro.write_readme(record, readme)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
-    summary, *per_arm = tables(text)
-    assert [(r["arm"], r["K"]) for r in summary] == [
-        ("burgers-w8-none", "4"),
-        ("burgers-w8-clip", "4"),
-    ]
-    assert per_arm[0] == main and per_arm[3] == clip_main
+    assert tables(text)[2] == main and tables(text)[4] == clip_main
+
+
+def bench_module(name: str):
+    """Import ``benchmarks/<name>.py`` as a module."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _arm_with_known_optima(shifts: list[float]) -> dict:
+    """A recorded arm whose per-seed optima are known exactly: log loss = (x - x0)^2, so the
+    parabola through the grid minimum and its neighbours finds x0; K_base's x0 is -4 for
+    every seed, K = 16's is -4 + shift."""
+    xs = np.arange(-6.0, -1.9, 0.25)
+
+    def curve(x0: list[float]) -> list[list[float]]:
+        return np.exp((xs[:, None] - np.asarray(x0)[None, :]) ** 2).tolist()
+
+    base, moved = curve([-4.0] * len(shifts)), curve([-4.0 + s for s in shifts])
+    return {
+        "setup": {"lr_grid": (2.0**xs).tolist(), "base_modes": 4, "seeds": list(range(5))},
+        "curves": {"train_loss": {"mup/K4": base, "mup/K16": moved}},
+    }
+
+
+def test_a_recorded_example_gives_the_interval_and_verdict_known_by_hand():
+    report = bench_module("transfer_repro_report")
+    arm = _arm_with_known_optima([0.4, 0.5, 0.6, 0.55, 0.45])
+    # by hand: mean 0.5, sd sqrt(0.025 / 4) = 0.0790569, se 0.0353553; t(0.975, 4) = 2.776445
+    # -> half width 0.098163: [0.401837, 0.598163], wholly beyond h = 0.25: a drift
+    o = report.reanalyse(arm, "train_loss", 0.95)[("mup", 16)]
+    assert o["shift"] == pytest.approx(0.5, abs=1e-9)
+    assert o["shift_low"] == pytest.approx(0.401837, abs=1e-5)
+    assert o["shift_high"] == pytest.approx(0.598163, abs=1e-5)
+    assert o["verdict"] == "drifts"
+    # by hand, p of t = 0.5 / 0.0353553 = 14.142 on 4 df: 1.44e-4
+    assert o["shift_p"] == pytest.approx(1.44e-4, rel=0.02)
+    # read in a family of 30 (Bonferroni level 1 - 0.05 / 30): t(1 - 0.05 / 60, 4) = 7.52867,
+    # half width 0.266178: [0.233822, 0.766178] straddles +h = 0.25, so inconclusive
+    o = report.reanalyse(arm, "train_loss", 1 - 0.05 / 30)[("mup", 16)]
+    assert o["shift_low"] == pytest.approx(0.233822, abs=1e-5)
+    assert o["verdict"] == "inconclusive"
+
+
+def test_holm_by_hand():
+    from transfer_tune.analysis.stats import family_tests, holm
+
+    # sorted 0.01 x4 = 0.04, 0.03 x3 = 0.09, 0.04 x2 = 0.08 -> 0.09 (monotone), 0.5 x1
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.2, math.nan]) == pytest.approx([0.2, math.nan], nan_ok=True)
+    out = family_tests({"a": [0.4, 0.5, 0.6, 0.55, 0.45], "b": [1.0, -1.0, 0.5, -0.5, 0.1]})
+    assert out["a"]["level"] == pytest.approx(0.975)
+    assert out["a"]["p_holm"] == pytest.approx(2 * out["a"]["p"])  # the smaller p, times 2
+    assert out["a"]["decision"] == "> 0" and out["b"]["decision"] == "not resolved"
+
+
+def test_readme_blocks_match_their_json():
+    """Every generated README block equals what its script renders from the recorded JSON."""
+    transfer_repro = bench_module("transfer_repro")
+    record = json.loads((BENCH / "results" / "transfer_repro.json").read_text())
+    block = transfer_repro.render(record, transfer_repro.load_earlier())
+    text = (BENCH / "README.md").read_text()
+    assert f"{transfer_repro.BEGIN}\n{block}\n{transfer_repro.END}" in text
 
 
 def test_compute_audit_quick():
@@ -268,12 +335,7 @@ def test_own_model_quick(tmp_path):
 
 
 def _prove():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import prove
-    finally:
-        sys.path.remove(str(BENCH))
-    return prove
+    return bench_module("prove")
 
 
 def test_prove_runs_both_at_once_and_reports_each_exit(tmp_path):
