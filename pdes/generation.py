@@ -11,6 +11,7 @@ and the number of worker processes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -40,12 +41,38 @@ def check_subsample_resolution(problem: str, resolution: Any, n_fine: int, hint:
         or resolution < 2
         or n_fine % int(resolution)
     ):
-        divisors = [d for d in range(2, n_fine + 1) if n_fine % d == 0]
         raise TransferTuneError(
             f"{problem} resolution {resolution!r} is not a subsample of the fine grid "
-            f"n_fine={n_fine}: it must divide n_fine (allowed: {divisors}). Pick one of those, "
-            f"or {hint}"
+            f"n_fine={n_fine}: it must divide n_fine (allowed: {_shown(divisors(n_fine))}). "
+            f"Pick one of those, or {hint}"
         )
+
+
+#: Trial divisions :func:`divisors` makes at most (n up to 10^12 is factored completely).
+_MAX_TRIALS = 10**6
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors ``d >= 2`` of ``n``, ascending, by trial division up to ``sqrt(n)``.
+
+    Above ``_MAX_TRIALS**2`` only the divisors found by ``_MAX_TRIALS`` trial divisions (the
+    small ones and their cofactors) are listed: the answer stays instant for any ``n``.
+    """
+    small, large = [], []
+    for d in range(1, min(math.isqrt(n), _MAX_TRIALS) + 1):
+        if n % d == 0:
+            small.append(d)
+            if d != n // d:
+                large.append(n // d)
+    return [d for d in small + large[::-1] if d >= 2]
+
+
+def _shown(values: list[int], most: int = 24) -> str:
+    """``values`` joined by commas, the middle elided past ``most`` entries."""
+    if len(values) <= most:
+        return ", ".join(map(str, values))
+    half = most // 2
+    return ", ".join(map(str, values[:half])) + ", ..., " + ", ".join(map(str, values[-half:]))
 
 
 def sample_generators(seed: int, start: int, stop: int) -> list[np.random.Generator]:
@@ -136,9 +163,11 @@ def map_chunks(
     if n_jobs == 1 or len(bounds) == 1:
         iterator: Iterator[tuple[np.ndarray, ...]] = (fn(a, b, *args) for a, b in bounds)
     else:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
-        iterator = Parallel(n_jobs=n_jobs, return_as="generator")(
+        from pdes.processes import parallel  # workers that die with this process
+
+        iterator = parallel(n_jobs, return_as="generator")(
             delayed(fn)(a, b, *args) for a, b in bounds
         )
     for (a, b), res in zip(bounds, iterator, strict=True):

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pdes.budget import check_problem_memory
 from pdes.cache import canonical_json
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
@@ -450,9 +451,11 @@ def get_problem(name: str, **overrides: Any) -> Problem:
     else:
         resolution = as_int(resolution, "resolution", minimum=2)
         _fit_fine_grid(spec, resolution, params, given=set(overrides))
-    return Problem(
+    problem = Problem(
         key, spec=spec, params=params, resolution=resolution, normalizer_from=nf, **common
     )
+    check_problem_memory(problem)  # before anything is generated: no 8 TiB traceback
+    return problem
 
 
 register_problem("burgers", "pdes.burgers", default_resolution=1024)
