@@ -39,6 +39,8 @@ def _numpy(a: Any, what: str) -> np.ndarray:
         raise TransferTuneError(
             f"{what} has shape {arr.shape}; expected (N, *grid) or (N, C, *grid)."
         )
+    if arr.shape[0] == 0:
+        raise TransferTuneError(f"{what} holds no samples (shape {arr.shape}); give at least one.")
     return arr
 
 

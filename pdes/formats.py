@@ -79,6 +79,11 @@ class Source:
     def shape(self, key: str) -> tuple[int, ...]:
         raise NotImplementedError
 
+    def kind(self, key: str) -> str | None:
+        """NumPy's dtype kind of ``key`` (``"f"``, ``"U"``, ``"O"``...) from the header;
+        ``None`` when the format does not say without reading the array."""
+        return None
+
     def read(self, key: str, index: Index) -> np.ndarray:
         raise NotImplementedError
 
@@ -123,9 +128,11 @@ class DictSource(Source):
         loader: Callable[[str], np.ndarray],
         on_close: Callable[[], None] | None = None,
         extra: dict[str, Any] | None = None,
+        kinds: dict[str, str] | None = None,
     ) -> None:
         super().__init__(path, fmt, label)
         self._extra = extra or {}  # plain Python scalars stored beside the arrays (.pt)
+        self._kinds = kinds or {}
         self._shapes = shapes
         self._loader = loader
         self._loaded: dict[str, np.ndarray] = {}
@@ -136,6 +143,9 @@ class DictSource(Source):
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self._shapes[key]
+
+    def kind(self, key: str) -> str | None:
+        return self._kinds.get(key)
 
     def read(self, key: str, index: Index) -> np.ndarray:
         if key not in self._loaded:
@@ -186,6 +196,9 @@ class H5Source(Source):
         shape = tuple(self._datasets[key].shape)
         return shape[::-1] if self.transposed else shape
 
+    def kind(self, key: str) -> str | None:
+        return self._datasets[key].dtype.kind
+
     def read(self, key: str, index: Index) -> np.ndarray:
         ds = self._datasets[key]
         if self.transposed:
@@ -219,15 +232,16 @@ def _open_npz(path: Path) -> Source:
             f"cannot read {path} as .npz ({type(err).__name__}: {err}); the file is "
             "corrupted or not an npz archive."
         ) from err
-    shapes = {}
+    shapes, kinds = {}, {}
     for key in npz.files:
         try:
             with npz.zip.open(f"{key}.npy") as fh:
                 version = np.lib.format.read_magic(fh)
                 if version == (1, 0):
-                    shape = np.lib.format.read_array_header_1_0(fh)[0]
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
                 else:
-                    shape = np.lib.format.read_array_header_2_0(fh)[0]
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            kinds[key] = dtype.kind
         except Exception:  # unusual member: fall back to loading it
             shape = npz[key].shape
         shapes[key] = tuple(shape)
@@ -241,7 +255,7 @@ def _open_npz(path: Path) -> Source:
                 "safety. Save plain numeric arrays."
             ) from err
 
-    return DictSource(path, "npz", ".npz", shapes, load, on_close=npz.close)
+    return DictSource(path, "npz", ".npz", shapes, load, on_close=npz.close, kinds=kinds)
 
 
 def _open_pt(path: Path) -> Source:
@@ -279,7 +293,12 @@ def _open_pt(path: Path) -> Source:
         elif isinstance(value, (bool, int, float, str)):
             extra[str(key)] = value
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
-    return DictSource(path, "pt", ".pt", shapes, arrays.__getitem__, extra=extra)
+    kinds = {k: v.dtype.kind for k, v in arrays.items()}
+    return DictSource(path, "pt", ".pt", shapes, arrays.__getitem__, extra=extra, kinds=kinds)
+
+
+#: MATLAB classes that hold no numbers, as NumPy dtype kinds (``whosmat`` names the class).
+_MAT_KINDS = {"char": "U", "cell": "O", "struct": "O", "object": "O", "function_handle": "O"}
 
 
 def _open_mat(path: Path) -> Source:
@@ -296,6 +315,7 @@ def _open_mat(path: Path) -> Source:
             "corrupted or not a .mat file."
         ) from err
     shapes = {name: tuple(shape) for name, shape, _cls in info if not name.startswith("__")}
+    kinds = {name: _MAT_KINDS[cls] for name, _, cls in info if cls in _MAT_KINDS}
 
     def load(key: str) -> np.ndarray:
         try:
@@ -305,7 +325,7 @@ def _open_mat(path: Path) -> Source:
                 f"cannot read variable {key!r} from {path} ({type(err).__name__}: {err})."
             ) from err
 
-    return DictSource(path, "mat", "MATLAB v5", shapes, load)
+    return DictSource(path, "mat", "MATLAB v5", shapes, load, kinds=kinds)
 
 
 def _open_hdf5(path: Path) -> Source:

@@ -199,6 +199,21 @@ def _infer_dim(src: Source, x_key: str, y_key: str) -> int:
     return dim
 
 
+#: NumPy dtype kinds of numbers (bool, ints, floats, complex: refused later with its fix).
+_NUMERIC_KINDS = "biufc"
+
+
+def _check_numeric(src: Source, *keys: str) -> None:
+    """Refuse string, object or record arrays by their header, before any rank is read."""
+    for key in keys:
+        kind = src.kind(key)
+        if kind is not None and kind not in _NUMERIC_KINDS:
+            raise TransferTuneError(
+                f"array {key!r} in {src.path} is non-numeric (dtype kind {kind!r}: text, "
+                f"objects or records); store the inputs and outputs as numbers. {src.describe()}."
+            )
+
+
 def _check_dim(dim: int, what: str) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= 3:
         raise TransferTuneError(
@@ -393,6 +408,7 @@ class _Reader:
                     + (f" for {dim}-D data" if dim is not None else "")
                     + f". {src.describe()}."
                 )
+            _check_numeric(src, xk, yk)  # before the ranks mean anything
             d = _check_dim(dim if dim is not None else _infer_dim(src, xk, yk), str(src.path))
             strides = _strides(subsample, d)
             x_extra = len(src.shape(xk)) - 1 - d > 0

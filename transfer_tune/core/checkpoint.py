@@ -70,6 +70,10 @@ def save(path: str | Path, payload: dict) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the message names the file
     finally:
         tmp.unlink(missing_ok=True)
     return path

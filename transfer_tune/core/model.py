@@ -44,6 +44,11 @@ def check_modes(modes: int, grid: Sequence[int]) -> None:
         Points per spatial axis.
     """
     limit = min(n // 2 + 1 for n in grid)
+    if limit < 2:
+        raise TransferTuneError(
+            f"a grid of {tuple(grid)} points is too small for any K (K >= 2 needs at least 2 "
+            "points on every axis); use a finer grid."
+        )
     if modes > limit:
         raise TransferTuneError(
             f"K = {modes} Fourier modes do not fit a grid of {tuple(grid)} points: K must be "
