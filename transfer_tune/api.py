@@ -10,7 +10,9 @@ from typing import Any
 import optuna
 
 from pdes import load_problem
+from pdes.checks import as_int
 from transfer_tune.search.compute import compute_summary
+from transfer_tune.search.preflight import estimated_shape
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import dashboard_command, normalize_url
 from transfer_tune.search.transfer import (
@@ -19,6 +21,8 @@ from transfer_tune.search.transfer import (
     TargetResult,
     added_target_energy,
     check_target,
+    check_target_args,
+    check_target_k,
     energy_warning,
     plan_transfer,
     run_target,
@@ -83,6 +87,7 @@ def tune_then_transfer(
     annotate: bool = True,
     model: Any = "fno",
     horizon: int | str | None = None,
+    allow_smaller: bool = False,
 ) -> TransferResult:
     """Tune the proxy FNO (K = ``proxy_modes``), transfer with µP, train the target once.
 
@@ -113,6 +118,9 @@ def tune_then_transfer(
     horizon : None, int or "auto"
         Epochs per proxy trial: all (``None``), the first ``h`` of the schedule, or a
         measured horizon (a pilot picks it; see :mod:`transfer_tune.search.horizon`).
+    allow_smaller : bool
+        Train a ``target_modes`` below ``proxy_modes`` anyway. By default that is an error,
+        raised before the search: µP transfers the tuned values upward from the proxy's K.
     annotate : bool
         Write optuna-dashboard notes, the tuning-history figure (HTML) and the checkpoint as
         artifacts on the proxy and target studies.
@@ -130,7 +138,13 @@ def tune_then_transfer(
     """
     url = normalize_url(storage)
     prob = load_problem(problem, problem_overrides)
-    check_target(prob, target_modes, target_epochs, eval_resolution)  # before any trial
+    check_target_args(target_modes, target_epochs, eval_resolution)
+    check_target_k(as_int(proxy_modes, "proxy_modes", minimum=2), target_modes, allow_smaller)
+    target_shape = estimated_shape(prob, target_modes, width, n_layers)
+    batch = min(SearchSpace.from_dict(search_space).max_batch_size(), prob.n_train)
+    check_target(  # before any trial: the target's K, grid, memory and data
+        prob, target_modes, target_epochs, eval_resolution, model=target_shape, batch_size=batch
+    )
     note = energy_warning(added_target_energy(prob, proxy_modes, target_modes), target_modes)
     if note:  # said before the search, when the user can still choose another K
         warnings.warn(note.removeprefix("warning: "), TargetEnergyWarning, stacklevel=2)
@@ -140,7 +154,7 @@ def tune_then_transfer(
         seed=seed, sampler=sampler, pruner=pruner, device=device, train=train,
         progress=progress, model=model, horizon=horizon,
     )  # fmt: skip
-    plan = plan_transfer(study, target_modes, target_epochs)
+    plan = plan_transfer(study, target_modes, target_epochs, allow_smaller=allow_smaller)
     start = time.perf_counter()
     target = run_target(
         plan,

@@ -52,11 +52,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     from pdes import get_problem
     from pdes.cache import CacheWriteWarning
+    from transfer_tune.search.preflight import check_split_sizes
 
     overrides = _given(**{key: getattr(args, key) for key in _DATA_OPTIONS})
     if "subsample" in overrides and len(overrides["subsample"]) == 1:
         overrides["subsample"] = overrides["subsample"][0]
     problem = get_problem(args.name, progress=True, **overrides)
+    check_split_sizes(problem)  # the workflow's rule, before any data is generated or read
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CacheWriteWarning)
         for split in ("train", "val", "test"):
@@ -128,7 +130,13 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=args.study, storage=get_storage(url, must_exist=True))
     except KeyError as exc:
         raise TransferTuneError(f"no study named {args.study!r} in {redact_url(url)}") from exc
-    plan = plan_transfer(study, args.modes, args.epochs, **_given(rule=args.rule))
+    plan = plan_transfer(  # checks epochs, K and the evaluation grid before anything prints
+        study,
+        args.modes,
+        args.epochs,
+        **_given(rule=args.rule, eval_resolution=args.eval_resolution),
+        allow_smaller=args.allow_smaller,
+    )
     print(plan.table())
     if plan.energy_warning():
         print(plan.energy_warning(), file=sys.stderr)
@@ -428,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--take-over",
         action="store_true",
         help="resume a RUNNING run of this target left by a dead process on another machine",
+    )
+    p.add_argument(
+        "--allow-smaller",
+        action="store_true",
+        help="train a K below the proxy's anyway (µP transfers upward: an error by default)",
     )
     storage_arg(p)
     device_arg(p)

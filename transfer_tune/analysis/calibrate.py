@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from pdes.budget import check_run_count
+from pdes.checks import as_float
 from transfer_tune.analysis.curves import Curves, landscape_curves
 from transfer_tune.analysis.optimum import analyze_optimum
 from transfer_tune.analysis.stats import METHOD_LABELS, interval, t_interval
@@ -61,6 +63,7 @@ __all__ = [
     "calibration_from_curves",
     "classify",
     "fit_exponent",
+    "grid_half_count",
     "load_calibration",
     "rate_grid",
 ]
@@ -193,10 +196,31 @@ def rate_grid(center: float, span: float = 2.0, step: float = 0.5) -> list[float
     """``center * 2^(j * step)`` for ``|j * step| <= span``: a log2 grid around ``center``."""
     if not (math.isfinite(center) and center > 0):
         raise TransferTuneError(f"the grid centre must be a rate > 0, got {center!r}")
-    if not (step > 0 and span >= step):
-        raise TransferTuneError(f"need step > 0 and span >= step, got span {span}, step {step}")
-    n = int(math.floor(span / step + 1e-9))
+    n = grid_half_count(span, step)
     return [center * 2.0 ** (j * step) for j in range(-n, n + 1)]
+
+
+def grid_half_count(span: Any, step: Any, repeats: int = 1) -> int:
+    """``n`` of :func:`rate_grid` (``2 n + 1`` rates), checked before any grid is built.
+
+    ``span`` and ``step`` must be finite, ``step > 0`` and ``span >= step``; the grid's runs
+    (``(2 n + 1) x repeats``: K values times seeds) at most :data:`pdes.budget.MAX_RUNS`.
+
+    Raises
+    ------
+    TransferTuneError
+        Naming the argument, or the run count.
+    """
+    span = as_float(span, "span (the grid's log2 half-width)")
+    step = as_float(step, "step (the grid's log2 step)", positive=True)
+    if span < step:
+        raise TransferTuneError(f"need span >= step, got span {span}, step {step}")
+    check_run_count(
+        (2 * span / step + 1) * repeats,
+        f"a grid of R's rate with span {span:g} and step {step:g}",
+        "use a larger --step or a smaller --span (or fewer K values and seeds)",
+    )
+    return int(math.floor(span / step + 1e-9))
 
 
 def fit_exponent(
@@ -408,6 +432,9 @@ def calibrate(
     from transfer_tune.core.flops import TrialEpochs, run_flops
     from transfer_tune.search.tune import ProxySetup, best_values
 
+    n_modes = 3 if modes is None else len(modes)
+    if values is None:  # the runs are counted before the study is opened
+        grid_half_count(span, step, n_modes * len(seeds))
     study, url = _open_study(study, storage)
     setup = ProxySetup.from_study(study)
     model = dict(setup.model)

@@ -50,6 +50,8 @@ from transfer_tune.search.preflight import (  # noqa: F401  (re-exported)
     added_target_energy,
     check_data,
     check_target,
+    check_target_args,
+    check_target_k,
     energy_warning,
 )
 from transfer_tune.search.search_space import SearchSpace
@@ -193,18 +195,32 @@ def rule_parametrization(study: optuna.Study, rule: str = "mup") -> Parametrizat
 
 
 def plan_transfer(
-    study: optuna.Study, target_modes: int, epochs: int | None = None, rule: str = "mup"
+    study: optuna.Study,
+    target_modes: int,
+    epochs: int | None = None,
+    rule: str = "mup",
+    *,
+    eval_resolution: int | None = None,
+    allow_smaller: bool = False,
 ) -> TargetPlan:
     """The target plan from the best trial of a proxy ``study`` and the target's K.
 
     ``rule``: ``"mup"`` (default), ``"sp"``, or ``"calibrated"`` (the exponent that
     ``transfer-tune calibrate`` stored on the study; :func:`rule_parametrization`).
+    ``epochs`` and ``eval_resolution`` (the grid the target will be evaluated on) are checked
+    here, before a plan exists. A target K smaller than the proxy's is an error unless
+    ``allow_smaller`` (µP transfers upward; see :func:`check_target_k`).
     """
+    check_target_args(target_modes, epochs, eval_resolution)
     setup = ProxySetup.from_study(study)
+    check_target_k(int(setup.model["modes"]), target_modes, allow_smaller)
     base = rule_parametrization(study, rule)
     values = best_values(study)
     problem = load_problem(setup.problem)
     check_modes(target_modes, problem.grid_shape)  # before any plan
+    fine = problem.fine_test_problem(eval_resolution)
+    if fine is not None:
+        check_modes(target_modes, fine.grid_shape)
     dim = setup.model["dim"]
     scales = base.role_scales(target_modes, dim)
     tuned = {k: v for k, v in values.items() if k not in ("lr", "batch_size", "beta1", "beta2")}
@@ -389,7 +405,14 @@ def run_target(
         ) from exc
     setup = ProxySetup.from_study(proxy)
     problem = load_problem(setup.problem)
-    check_target(problem, plan.modes, plan.epochs, eval_resolution)  # before the study opens
+    check_target(  # before the study opens
+        problem,
+        plan.modes,
+        plan.epochs,
+        eval_resolution,
+        model=plan.model,
+        batch_size=plan.batch_size,
+    )
     name = study_name or f"{plan.proxy_study}-target-K{plan.modes}"
     distributed.init_from_env(resolve_device(device))
     main = distributed.is_main()
@@ -494,9 +517,13 @@ def transfer(
     storage: str | None = None,
     *,
     epochs: int | None = None,
+    allow_smaller: bool = False,
     **run_kwargs: Any,
 ) -> tuple[TargetPlan, TargetResult]:
-    """Plan and run the target from a proxy study (by name, from any earlier process)."""
+    """Plan and run the target from a proxy study (by name, from any earlier process).
+
+    ``allow_smaller``: train a target K below the proxy's anyway (see :func:`plan_transfer`).
+    """
     if isinstance(study, str):
         url = normalize_url(storage)
         try:
@@ -508,5 +535,11 @@ def transfer(
                 f"no study named {study!r} in {redact_url(url)}; studies there: {names or 'none'}"
             ) from exc
         storage = url
-    plan = plan_transfer(study, target_modes, epochs)
+    plan = plan_transfer(
+        study,
+        target_modes,
+        epochs,
+        eval_resolution=run_kwargs.get("eval_resolution"),
+        allow_smaller=allow_smaller,
+    )
     return plan, run_target(plan, storage, **run_kwargs)

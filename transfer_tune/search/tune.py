@@ -35,6 +35,7 @@ from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
+from transfer_tune.search.preflight import check_training_memory, estimated_shape
 from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import normalize_url, redact_url
@@ -394,6 +395,10 @@ def tune(
         raise TransferTuneError(
             "weight_decay is set both in train (fixed) and in search_space; keep one"
         )
+    shape = estimated_shape(prob, proxy_modes, width, n_layers)
+    check_modes(proxy_modes, prob.grid_shape)
+    batch = space.max_batch_size()
+    check_training_memory(prob, shape, batch, "a proxy trial")  # before any model or data
     config = model_config(
         model,
         dim=prob.dim,
@@ -403,7 +408,6 @@ def tune(
         in_channels=prob.in_channels,
         out_channels=prob.out_channels,
     )
-    check_modes(proxy_modes, prob.grid_shape)
     setup = ProxySetup(
         problem=prob.config(),
         model=config,

@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from pdes.budget import MAX_RUNS
 from pdes.checks import as_float, as_int, as_stored
 from transfer_tune.analysis.landscape.data import SweepData
 from transfer_tune.analysis.landscape.results import grid_key
@@ -208,7 +209,7 @@ def values_from_spec(param: str, spec: Any) -> list[float]:
             f"values of {param!r}: a table needs low, high and num (and optionally log); "
             f"{'unknown ' + str(unknown) if unknown else 'missing ' + str(missing)}"
         )
-    num = as_int(spec["num"], f"values of {param!r}: num")
+    num = as_int(spec["num"], f"values of {param!r}: num", maximum=MAX_RUNS)  # runs, counted
     log = bool(spec.get("log", SWEEPABLE.get(param, True)))
     low = as_float(spec["low"], f"values of {param!r}: low")
     high = as_float(spec["high"], f"values of {param!r}: high")
