@@ -299,9 +299,11 @@ def render(record: dict) -> str:
         "calibration sweep for the calibrated arm):",
         "",
         "| arm | R's lr x | R's init x | test rel-L2 mean ± sd | per seed | search CPU s | "
-        "search GFLOP | minus µP (pp) [95 % t] | seeds lower than µP |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"search GFLOP | minus µP (pp) [95 % t] | [{_family_label(r)}] | p (Holm) | "
+        "seeds lower than µP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    fam = family(r)
     for arm, label in ARMS.items():
         if arm not in r["runs"]:
             continue
@@ -312,21 +314,38 @@ def render(record: dict) -> str:
         p = r["paired"].get(arm)
         diff = "—" if p is None else f"{_f(p['mean'])} [{_f(p['low'])}, {_f(p['high'])}]"
         lower = "—" if p is None else f"{p['first_lower']}/{p['n']}"
+        f = fam.get(arm)
+        fci = "—" if f is None else f"[{_f(f['low'])}, {_f(f['high'])}]"
+        holm_p = "—" if f is None else f"{f['p_holm']:.2g}"
         lines.append(
             f"| {label} | {sp['lr_multiplier']:.3f} | {sp['init']:.3f} | {m:.2f} ± {s:.2f} | "
             f"{', '.join(f'{e:.2f}' for e in errs)} | {cost['cpu_seconds']:.0f} | "
-            f"{cost['flops'] / 1e9:.0f} | {diff} | {lower} |"
+            f"{cost['flops'] / 1e9:.0f} | {diff} | {fci} | {holm_p} | {lower} |"
         )
     lines += ["", *conclusions(record)]
     return "\n".join(lines)
 
 
+def family(result: dict) -> dict[str, dict]:
+    """The paired differences against µP read as one family: Holm p, Bonferroni-level t."""
+    from transfer_tune.analysis.stats import family_tests
+
+    return family_tests({arm: p["diff_pp"] for arm, p in result["paired"].items()})
+
+
+def _family_label(result: dict) -> str:
+    level = next(iter(family(result).values()))["level"]
+    return f"{100 * level:.2f} % t, family of {len(result['paired'])}"
+
+
 def conclusions(record: dict) -> list[str]:
-    """The sentences the numbers support (written from the JSON, not by hand)."""
+    """The sentences the numbers support (written from the JSON, not by hand); decisions read
+    the family-level intervals (:func:`family`)."""
     r = record["result"]
-    cal, p = r["calibration"], r["paired"]
+    cal, p = r["calibration"], family(r)
     out = [f"- Verdict of the calibration: {cal['line']}"]
-    c = p["calibrated"]
+    c = {**r["paired"]["calibrated"], **p["calibrated"]}
+    c["mean"] = c["estimate"]
     if c["low"] is not None and math.isfinite(c["low"]) and c["high"] < 0:
         word = "lowers the target's test error below µP's"
     elif c["low"] is not None and math.isfinite(c["low"]) and c["low"] > 0:
@@ -337,10 +356,11 @@ def conclusions(record: dict) -> list[str]:
     ratio = cost["calibrated"]["cpu_seconds"] / max(cost["mup"]["cpu_seconds"], 1e-9)
     out.append(
         f"- The calibrated rule {word}: {_f(c['mean'])} pp [{_f(c['low'])}, {_f(c['high'])}] "
-        f"over {c['n']} seeds ({c['first_lower']}/{c['n']} lower), at "
-        f"{ratio:.1f}x µP's search CPU time."
+        f"({_family_label(r)}; Holm p {c['p_holm']:.2g}) over {c['n']} seeds "
+        f"({c['first_lower']}/{c['n']} lower), at {ratio:.1f}x µP's search CPU time."
     )
-    i = p["mup_sp_init"]
+    i = {**r["paired"]["mup_sp_init"], **p["mup_sp_init"]}
+    i["mean"] = i["estimate"]
     matters = i["low"] is not None and math.isfinite(i["low"]) and (i["low"] > 0 or i["high"] < 0)
     same_way = i["first_lower"] in (0, i["n"])
     if matters:
@@ -355,7 +375,8 @@ def conclusions(record: dict) -> list[str]:
     out.append(
         f"- R's init scale (µP's x{r['spectral']['mup']['init']:.3f} against SP's x1 at K = "
         f"{record['setup']['target_modes']}, same rates): {_f(i['mean'])} pp "
-        f"[{_f(i['low'])}, {_f(i['high'])}], {i['first_lower']}/{i['n']} seeds lower — {word}"
+        f"[{_f(i['low'])}, {_f(i['high'])}] (family level; Holm p {i['p_holm']:.2g}), "
+        f"{i['first_lower']}/{i['n']} seeds lower — {word}"
     )
     return out
 

@@ -326,11 +326,28 @@ def _f(x: float | None, fmt: str = ".3f") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
+def family(record: dict) -> dict[str, dict]:
+    """Every arm's per-seed difference to (b), read as one family (Holm p, Bonferroni t)."""
+    from transfer_tune.analysis.stats import family_tests
+
+    runs = record["runs"]
+    b = [r["test_l2"] for r in runs["b"]]
+    return family_tests(
+        {
+            arm: [r["test_l2"] - x for r, x in zip(recs, b, strict=True)]
+            for arm, recs in runs.items()
+            if arm != "b"
+        }
+    )
+
+
 def render(record: dict) -> str:
     """The Markdown block: setup, sweep horizons, arms, verdicts (from the JSON alone)."""
     s, env, summ = record["setup"], record["env"], record["summary"]
     arms = summ["arms"]
     seeds = len(s["seeds"])
+    fam = family(record)
+    level = next(iter(fam.values()))["level"] if fam else 0.95
     lines = [
         f"Command: `{record['command']}`; {env['mode']} mode, {seeds} seed(s) "
         f"({', '.join(map(str, s['seeds']))}), {env['threads']} torch thread, {env['cpu']} "
@@ -367,22 +384,28 @@ def render(record: dict) -> str:
     lines += [
         "",
         "**2–3. Arms** (search FLOPs and CPU: mean per seed; test error: physical rel-L2 of the "
-        f"final K={s['target_modes']} run; Δ vs (b): paired mean with 95 % t-interval):",
+        f"final K={s['target_modes']} run; Δ vs (b): paired mean with 95 % t-interval, and "
+        f"read as one family of {len(fam)} arm{'s' if len(fam) != 1 else ''}: the t interval "
+        f"at the Bonferroni level {100 * level:.2f} % and the Holm-adjusted p):",
         "",
         "| arm | horizon per seed | search epochs | search GFLOP | search FLOP / (b) | "
         "search CPU s | search CPU / (b) | test rel-L2 % mean ± sd | per seed | Δ vs (b) % "
-        "[95 % CI] | seeds better than (b) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "[95 % CI] | [family CI] | p (Holm) | seeds better than (b) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, a in arms.items():
         ci = a["minus_b_ci95"]
+        f = fam.get(arm)
+        fci = "—" if f is None else f"[{_pct(f['low'])}, {_pct(f['high'])}]"
+        holm_p = "—" if f is None else _f(f["p_holm"], ".2g")
         lines.append(
             f"| {ARMS[arm][0]} | {','.join(map(str, a['horizons']))} | "
             f"{a['search_epochs']:.1f} | {a['search_flops'] / 1e9:.1f} | "
             f"{a['search_flops_vs_b']:.3f} | {a['search_cpu_seconds']:.1f} | "
             f"{a['search_cpu_vs_b']:.3f} | {_pct(a['test_l2_mean'])} ± {_pct(a['test_l2_sd'])} | "
             f"{','.join(_pct(x) for x in a['test_l2'])} | {_pct(a['minus_b_mean'])} "
-            f"[{_pct(ci[0])}, {_pct(ci[1])}] | {a['seeds_better_than_b']}/{seeds} |"
+            f"[{_pct(ci[0])}, {_pct(ci[1])}] | {fci} | {holm_p} | "
+            f"{a['seeds_better_than_b']}/{seeds} |"
         )
     e = record["runs"].get("e", [])
     if e:
