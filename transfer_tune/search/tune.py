@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from pdes import load_problem
 from pdes.checks import as_int, as_stored
+from pdes.processes import parallel
 from transfer_tune.core.factory import build_model, model_config
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
@@ -430,10 +431,10 @@ def tune(
     if n_jobs == 1 or isinstance(sampler, optuna.samplers.BaseSampler):
         run_worker(study.study_name, url, n_trials, seed=seed, progress=progress, **kwargs)
     else:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
         threads = torch_threads(n_jobs)  # the rule the landscape sweeps share
-        Parallel(n_jobs=n_jobs, backend="loky")(
+        parallel(n_jobs)(
             delayed(run_worker)(
                 study.study_name,
                 url,

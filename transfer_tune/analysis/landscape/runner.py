@@ -372,7 +372,9 @@ def _run_units(
                     )
                 )
         else:
-            from joblib import Parallel, delayed
+            from joblib import delayed
+
+            from pdes.processes import parallel  # workers that die with this process
 
             threads = torch_threads(workers)  # the rule the proxy search shares
             # every worker may join every study (grid points are claimed one trial at a
@@ -395,7 +397,7 @@ def _run_units(
                 for _ in range(copies)
                 for sname, kind, k in units
             ]
-            for part in Parallel(n_jobs=workers, return_as="generator_unordered")(jobs):
+            for part in parallel(workers, return_as="generator_unordered")(jobs):
                 rows.extend(part)
                 bar.update(len(part))
     finally:
