@@ -67,7 +67,7 @@ def test_plain_names_keep_their_file_name():
 
 def test_a_target_study_named_like_a_path_writes_inside_the_checkpoint_folder(tuned):
     url, folder = tuned
-    for name in ("../../../tgt_escape", "/tmp/tt_abs_escape", "y" * 300):
+    for name in ("../../../tgt_escape", "/tmp/tt_abs_escape", "y" * 200):  # longest allowed
         _, target = transfer(
             "tiny", 8, url, epochs=1, device="cpu", progress=False, study_name=name
         )
@@ -88,6 +88,10 @@ def test_a_target_study_named_like_a_path_writes_inside_the_checkpoint_folder(tu
         "postgresql://tt:S3cretPW@db.example:5432/transfer_tune",
         "postgresql+psycopg2://tt:S3cretPW@127.0.0.1/db",
         "postgresql://tt@127.0.0.1/db?sslmode=disable&password=S3cretPW",
+        "postgresql://tt:ab/cdS3cretPW@db.example/transfer_tune",  # "/" in the password
+        "postgresql://tt:a@b:S3cretPW@db.example/transfer_tune",  # "@" and ":" in it
+        "postgressql://tt:S3cretPW@db.example/transfer_tune",  # scheme typos
+        "mysql://tt:S3cretPW@db.example/transfer_tune",
     ],
 )
 def test_redaction_hides_every_password_form(url):
@@ -476,9 +480,9 @@ def test_any_study_name_gives_a_file_inside_its_folder(name):
 @settings(max_examples=300, deadline=None)
 @given(
     user=st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
-    password=st.from_regex(r"[A-Za-z0-9!$%^*()_+=.-]{4,24}", fullmatch=True),
+    password=st.from_regex(r"[A-Za-z0-9!$%^*()_+=./:@?#-]{4,24}", fullmatch=True),
     host=st.sampled_from(["db", "10.0.0.5", "db.example.org:5433"]),
-    driver=st.sampled_from(["postgresql", "postgresql+psycopg2", "postgres"]),
+    driver=st.sampled_from(["postgresql", "postgresql+psycopg2", "postgres", "mysql", "pg"]),
 )
 def test_any_password_is_redacted(user, password, host, driver):
     url = f"{driver}://{user}:{password}@{host}/transfer_tune"

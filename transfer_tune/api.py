@@ -14,7 +14,7 @@ from pdes.checks import as_int
 from transfer_tune.search.compute import compute_summary
 from transfer_tune.search.preflight import estimated_shape
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.storage import dashboard_command, normalize_url
+from transfer_tune.search.storage import check_study_name, dashboard_command, normalize_url
 from transfer_tune.search.transfer import (
     TargetEnergyWarning,
     TargetPlan,
@@ -136,6 +136,9 @@ def tune_then_transfer(
     TransferResult
         ``study``, ``proxy_params``, ``target_plan``, ``target`` and ``compute``.
     """
+    for name, what in ((study_name, "study name"), (target_study_name, "target study name")):
+        if name is not None:
+            check_study_name(name, what)  # before the search, not when annotating after it
     url = normalize_url(storage)
     prob = load_problem(problem, problem_overrides)
     check_target_args(target_modes, target_epochs, eval_resolution)

@@ -370,11 +370,17 @@ def calibration_from_curves(
 def _open_study(study: Any, storage: Any) -> tuple[Any, str]:
     import optuna
 
-    from transfer_tune.search.storage import get_storage, normalize_url, redact_url
+    from transfer_tune.search.storage import (
+        check_study_name,
+        get_storage,
+        normalize_url,
+        redact_url,
+    )
 
     url = normalize_url(storage)
     if isinstance(study, optuna.Study):
         return study, url
+    check_study_name(study)
     try:
         return optuna.load_study(study_name=study, storage=get_storage(url, must_exist=True)), url
     except KeyError as exc:

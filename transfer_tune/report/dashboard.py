@@ -56,6 +56,7 @@ from transfer_tune.search.storage import (
     get_storage,
     normalize_url,
     redact_url,
+    safe_filename,
     storage_file,
 )
 
@@ -207,7 +208,7 @@ def annotate_sweep(
         anchor = open_study(store, anchor_name(result))
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
-            stems = {f"{sweep_name.replace('/', '_')}_{k}": f for k, f in figs.items()}
+            stems = {safe_filename(f"{sweep_name}_{k}"): f for k, f in figs.items()}
             files, warns = _export(stems, Path(tmp), image_formats)
             for path in files:
                 upload_file(anchor, path, files_store)
@@ -348,17 +349,17 @@ def annotate_proxy_study(
     if artifacts:
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
-            stems = {f"{proxy_study_name}_history": own["tuning-history"]}
+            stems = {safe_filename(f"{proxy_study_name}_history"): own["tuning-history"]}
             if "coord-check" in extra:
-                stems[f"{proxy_study_name}_coord_check"] = extra["coord-check"]
+                stems[safe_filename(f"{proxy_study_name}_coord_check")] = extra["coord-check"]
             files, warns = _export(stems, Path(tmp), image_formats)
             for path in files:
                 upload_file(study, path, files_store)
             if target_study is not None:
-                curve = {f"{target.name}_curve": own["target-curve"]}
+                curve = {safe_filename(f"{target.name}_curve"): own["target-curve"]}
                 for path in _export(curve, Path(tmp), ())[0]:
                     upload_file(target_study, path, files_store)
-                plan_path = Path(tmp) / f"{target.name}_plan.json"
+                plan_path = Path(tmp) / safe_filename(f"{target.name}_plan", ".json")
                 plan_path.write_text(json.dumps(target.plan, indent=2))
                 upload_file(target_study, plan_path, files_store)
         if warns:

@@ -80,6 +80,11 @@ def save_figure(
     return saved
 
 
+def _with_extension(stem: Path, extension: str) -> Path:
+    """``stem`` + ``.extension``, keeping any dot of the stem (``run.v2`` -> ``run.v2.html``)."""
+    return stem.with_name(f"{stem.name}.{extension}")
+
+
 def save_figures(
     figures: Mapping[str | os.PathLike, go.Figure],
     formats: Sequence[str] = ("png",),
@@ -99,13 +104,13 @@ def save_figures(
         if stem.suffix.lower() in {".html", ".png", ".svg", ".pdf", ".jpeg", ".webp"}:
             stem = stem.with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        html = stem.with_suffix(".html")
+        html = _with_extension(stem, "html")
         fig.write_html(str(html), include_plotlyjs=True, full_html=True)
         items.append((stem, fig, SavedFigure(html=html)))
     formats = [f.lower().lstrip(".") for f in formats]
     if not formats or not items:
         return [saved for _, _, saved in items]
-    jobs = [(fig, stem.with_suffix(f".{f}")) for stem, fig, _ in items for f in formats]
+    jobs = [(fig, _with_extension(stem, f)) for stem, fig, _ in items for f in formats]
     try:
         import plotly.io as pio
 
@@ -134,7 +139,7 @@ def save_figures(
     for stem, _, saved in items:
         saved.images = [
             p
-            for p in (stem.with_suffix(f".{f}") for f in formats)
+            for p in (_with_extension(stem, f) for f in formats)
             if p.exists() and p.stat().st_size > 0
         ]
     return [saved for _, _, saved in items]

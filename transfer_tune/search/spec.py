@@ -201,12 +201,25 @@ def parse_spec(data: dict[str, Any], path: Path | None = None) -> StudySpec:
     problem = data.get("problem")
     if not problem or not isinstance(problem.get("name"), str):
         raise TransferTuneError(f'a spec needs [problem] with name = "burgers" (or ...){where}')
+    _check_names(data, where)
     return StudySpec(
         path=path,
         problem=dict(problem),
         **{t: dict(data.get(t, {})) for t in TABLES if t != "problem"},
         raw=data,
     )
+
+
+def _check_names(data: dict[str, Any], where: str) -> None:
+    """``[tune] study_name`` and ``[landscape] name``, checked as every study name is."""
+    from transfer_tune.search.storage import check_study_name
+
+    for table, key in (("tune", "study_name"), ("landscape", "name")):
+        if key in data.get(table, {}):
+            try:
+                check_study_name(data[table][key], f"[{table}] {key}")
+            except TransferTuneError as exc:
+                raise TransferTuneError(f"{exc}{where}") from None
 
 
 def load_spec(path: str | Path) -> StudySpec:

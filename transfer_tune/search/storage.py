@@ -60,13 +60,15 @@ def normalize_url(url: str | os.PathLike | None) -> str:
     """
     if url is None:
         return default_storage_url()
-    if not isinstance(url, (str, os.PathLike)):
+    if not isinstance(url, (str, os.PathLike)):  # its value is not echoed: it may hold a secret
         raise TransferTuneError(
-            f"a storage URL must be a string such as sqlite:///PATH.db, got {url!r}"
+            f"a storage URL must be a string such as sqlite:///PATH.db, got a {type(url).__name__}"
         )
     text = os.fspath(url)
     if not isinstance(text, str):  # a bytes path
-        raise TransferTuneError(f"a storage URL must be a string, got {url!r}")
+        raise TransferTuneError(
+            f"a storage URL must be a string, got {type(text).__name__}: decode it first"
+        )
     text = text.strip()
     if not text:
         raise TransferTuneError("empty storage URL; omit it to use the default SQLite file")
@@ -89,8 +91,8 @@ def normalize_url(url: str | os.PathLike | None) -> str:
         if suffix in _JOURNAL_SUFFIXES:
             return f"journal:{_absolute(text)}"
     raise TransferTuneError(
-        f"unsupported storage {text!r}: use sqlite:///PATH.db (or PATH.db), journal:PATH "
-        "(or PATH.journal), or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        f"unsupported storage {redact_url(text)!r}: use sqlite:///PATH.db (or PATH.db), "
+        "journal:PATH (or PATH.journal), or postgresql://USER:PASSWORD@HOST:PORT/DB"
     )
 
 
@@ -243,16 +245,17 @@ def get_storage(
             "for PostgreSQL run: pip install psycopg2-binary"
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = str(exc).splitlines()[0] if str(exc) else ""
         if path is not None:
             raise TransferTuneError(
-                f"cannot open the SQLite storage {path}: {first}. The file may be damaged or "
+                f"cannot open the SQLite storage {path}: {first or type(exc).__name__}. The "
+                "file may be damaged or "
                 "not an Optuna database: move it aside or choose another --storage"
             ) from exc
         raise TransferTuneError(
             f"cannot open storage {redact_url(url)}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the URL, that the server "
-            "runs and accepts connections, and the credentials."
+            f"{redact_text(first, url)}. Check the URL, that the server runs and accepts "
+            "connections, and the credentials."
         ) from exc
 
 
@@ -311,30 +314,115 @@ def _repair_torn_journal(path: Path, lock: Any) -> None:
 
 
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_PASSWORD_IN_QUERY = re.compile(r"(?i)([?&]password=)[^&]*")
+_PASSWORD_IN_QUERY = re.compile(r"(?i)([?&;]password=)[^&;]*")
+#: A scheme and the ``:`` / ``:/`` / ``://`` after it (``postgresql://``, ``mysql:/``, ``x:``).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(/*)")
 _MAX_STEM = 80
+#: The longest study name accepted from a user (derived names add a few characters; Optuna's
+#: RDB storages take 512 and every file name goes through :func:`safe_filename`).
+MAX_NAME_LENGTH = 200
+
+
+def _userinfo_end(text: str) -> tuple[int, int] | None:
+    """Where the ``user:secret`` before the last ``@`` of ``text`` starts and ends, if any.
+
+    After ``scheme:/`` or ``scheme://`` the user part starts there; without a slash
+    (``user:PW@host``, ``scheme:user:PW@host``) a scheme cannot be told from a user, so the
+    whole text before the ``@`` counts.
+    """
+    at = text.rfind("@")
+    if at < 0:
+        return None
+    scheme = _SCHEME.match(text)
+    start = scheme.end() if scheme and scheme.group(1) else 0
+    return (start, at) if start < at else None
 
 
 def redact_url(url: str | os.PathLike | None) -> str:
     """``url`` with any password replaced by ``***``, for every message, note and file.
 
-    Covers ``scheme://user:PASSWORD@host/db`` and a ``?password=`` query parameter; other
-    URLs and file paths come back unchanged.
+    Works on any URL-ish string, whatever its scheme (a typo such as ``postgressql://`` or
+    ``postgresql:/`` included): everything between the first ``:`` of the user part (after
+    ``scheme://`` or ``scheme:/``) and the **last** ``@`` is secret, so a password holding
+    ``/``, ``:`` or ``@`` is hidden whole; a ``password=`` query parameter is hidden too.
+    Strings without credentials (file paths, ``sqlite:///...``) come back unchanged.
     """
     text = "" if url is None else os.fspath(url)
     if not isinstance(text, str):
-        return repr(text)
+        return f"<{type(text).__name__}>"
     text = _PASSWORD_IN_QUERY.sub(r"\1***", text)
-    if "://" in text:
-        scheme, rest = text.split("://", 1)
-        head, sep, tail = rest.partition("/")
-        if "@" in head:
-            creds, host = head.rsplit("@", 1)
-            if ":" in creds:
-                creds = creds.split(":", 1)[0] + ":***"
-            head = f"{creds}@{host}"
-        text = f"{scheme}://{head}{sep}{tail}"
-    return text
+    span = _userinfo_end(text)
+    if span is None:
+        return text
+    start, at = span
+    user, colon, _ = text[start:at].partition(":")
+    if not colon:  # ``postgresql://tt@host``: a user, no password
+        return text
+    return f"{text[:start]}{user}:***{text[at:]}"
+
+
+def redact_text(text: str, url: str | os.PathLike | None) -> str:
+    """``text`` (e.g. a driver's error message) with the secret of ``url`` hidden in it.
+
+    The password of ``url`` (as :func:`redact_url` finds it) is replaced wherever it appears,
+    and so is the whole URL; then ``text`` itself is redacted as a URL-ish string.
+    """
+    raw = "" if url is None else os.fspath(url)
+    if isinstance(raw, str) and raw:
+        text = text.replace(raw, redact_url(raw))
+        span = _userinfo_end(raw)
+        secret = raw[span[0] : span[1]].partition(":")[2] if span else ""
+        if len(secret) >= 4:  # a shorter one would star out ordinary words of the message
+            text = text.replace(secret, "***")
+    return redact_url(text)
+
+
+def check_study_name(name: object, what: str = "study name") -> str:
+    """``name`` if it can name a study (and, through :func:`safe_filename`, its files).
+
+    The one check of user-given names (API, CLI, specs), made before any study or training:
+    a non-empty string of printable UTF-8 text of at most :data:`MAX_NAME_LENGTH` characters.
+    Path-like names (``../x``, ``/abs/x``, ``sweep/mup/K8``) are fine: no name ever becomes a
+    path except through :func:`safe_filename`.
+
+    Parameters
+    ----------
+    name : object
+        The name to check.
+    what : str
+        What it names, for the message (``"study name"``, ``"target study name"``, ...).
+
+    Returns
+    -------
+    str
+        ``name``, unchanged.
+
+    Raises
+    ------
+    TransferTuneError
+        For anything else, naming the fix.
+    """
+    if not isinstance(name, str) or not name.strip():
+        shown = repr(name) if isinstance(name, str) else f"a {type(name).__name__}"
+        raise TransferTuneError(f"a {what} must be a non-empty string, got {shown}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TransferTuneError(
+            f"the {what} {ascii(name)} is not valid UTF-8 text (bytes the shell could not "
+            "decode?); use letters, digits, '-', '_' or any UTF-8 text"
+        ) from None
+    if len(name) > MAX_NAME_LENGTH:
+        raise TransferTuneError(
+            f"the {what} {name[:40]!r}... is {len(name)} characters long; use at most "
+            f"{MAX_NAME_LENGTH}"
+        )
+    if not name.isprintable():
+        raise TransferTuneError(
+            f"the {what} {name!r} holds a control character (newline, tab, escape ...); "
+            "use printable text only"
+        )
+    return name
 
 
 def safe_filename(name: str, suffix: str = "") -> str:

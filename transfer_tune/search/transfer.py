@@ -63,7 +63,7 @@ from transfer_tune.search.storage import (
     safe_filename,
 )
 from transfer_tune.search.tune import ProxySetup, best_values
-from transfer_tune.search.workers import WORKER_ATTR, process_gone, worker_tag
+from transfer_tune.search.workers import WORKER_ATTR, record_worker, trial_worker_gone
 
 #: The target study's objective, as the dashboard names it (``metrics["test_l2"]``: outputs
 #: and targets decoded to physical units before the relative L2).
@@ -319,7 +319,7 @@ def _start_target_study(
         )
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         tag = stale.user_attrs.get(WORKER_ATTR)
-        if tag is not None and not take_over and not process_gone(tag):
+        if tag is not None and not take_over and not trial_worker_gone(stale):
             where = "on this machine" if tag.rpartition(":")[0] == socket.gethostname() else ""
             raise TransferTuneError(
                 f"target study {name!r} is being trained right now by process {tag} {where}"
@@ -334,7 +334,7 @@ def _start_target_study(
     values = {k: getattr(plan, k) for k in ("lr", "batch_size", "beta1", "beta2")}
     study.enqueue_trial(values)  # the values ask() gives the trial's parameters
     trial = study.ask(SearchSpace.from_dict(search_space).distributions_of(values))
-    trial.set_user_attr(WORKER_ATTR, worker_tag())
+    record_worker(trial)
     trial.set_user_attr("hparams", values)
     for g in plan.groups:
         trial.set_user_attr(f"lr_{g.role}", g.lr)

@@ -18,6 +18,7 @@ mechanism the landscape sweeps share), so a rerun after a crash also ends with e
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -43,6 +44,8 @@ from transfer_tune.search.storage import normalize_url, redact_url
 from transfer_tune.search.workers import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
+    WORKER_ATTR,
+    checkable_here,
     open_study_storage,
     record_worker,
     recover,
@@ -55,6 +58,8 @@ METRIC_NAME = "val rel-L2 (normalised)"
 #: Trial states that hold (or are about to hold) one of the study's ``n_trials``.
 _CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Seconds between two looks at the study while other workers finish its last trials.
+POLL_SECONDS = 1.0
 _log = logging.getLogger("transfer_tune")
 __all__ = [
     "GRACE_PERIOD",
@@ -215,7 +220,9 @@ def run_worker(
     each trial, the dead workers' trials are failed and re-queued once
     (:func:`transfer_tune.search.workers.recover`): those whose process is gone on this host
     at once, and on RDB storages those whose worker stopped beating for ``grace_period``
-    seconds, wherever it ran.
+    seconds, wherever it ran. A worker returns only when the study holds ``n_trials``
+    finished trials: it waits for the last trials of live workers (and runs their retries)
+    and refuses, naming them, RUNNING trials nothing here can resolve.
     """
     n_trials = as_int(n_trials, "n_trials")
     seed = as_int(seed, "seed (the sampler's)", minimum=0, maximum=2**32 - 1)
@@ -250,13 +257,43 @@ def run_worker(
         recover(study, store, heartbeats)  # fail, and re-queue once, dead workers' trials
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if _claimed_before(study) >= n_trials and not waiting:  # retries still get run
-            break
+            if count_finished(study) >= n_trials:
+                break
+            _wait_for_others(study, n_trials, heartbeats)  # or say why it cannot end
+            continue
         study.optimize(objective, n_trials=1, catch=(_SurplusTrial,), gc_after_trial=False)
         done += 1
         bar.n = count_finished(study)
         bar.refresh()
     bar.close()
     return done
+
+
+def _wait_for_others(study: optuna.Study, n_trials: int, heartbeats: bool) -> None:
+    """Wait :data:`POLL_SECONDS` for the RUNNING trials of other workers to end.
+
+    Those workers are alive (else :func:`recover` failed their trials), or on an RDB
+    storage their heartbeats will tell. A RUNNING trial that nothing here can ever resolve
+    (a journal file's trial of another host, or recorded without a process identity) is
+    refused: the study would otherwise end short of ``n_trials`` without a word.
+
+    Raises
+    ------
+    TransferTuneError
+        Naming the trials and their workers.
+    """
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stuck = [] if heartbeats else [t for t in running if not checkable_here(t)]
+    if stuck:
+        which = ", ".join(f"{t.number} ({t.user_attrs.get(WORKER_ATTR, '?')})" for t in stuck)
+        raise TransferTuneError(
+            f"study {study.study_name!r} holds {count_finished(study)} of {n_trials} finished "
+            f"trials; trial(s) {which} are RUNNING in processes this machine cannot check. If "
+            "they still run, wait for them; if they are dead, run `transfer-tune worker` on "
+            "their machine (it fails and retries them) and then this command again"
+        )
+    _log.info("waiting for trial(s) %s of other workers", [t.number for t in running])
+    time.sleep(POLL_SECONDS)
 
 
 def create_proxy_study(

@@ -1,7 +1,9 @@
 """Worker liveness: one dead-worker mechanism for the proxy search and the landscape sweeps.
 
 Every trial records the process that runs it (user attribute ``worker`` = ``"host:pid"``,
-:func:`record_worker`). Before a worker starts trials, :func:`fail_orphans` fails the RUNNING
+and ``worker_id`` = the boot id and the process's start time, :func:`record_worker`): a pid
+that a restarted container or a rerun gives to another process is not taken for the worker
+(:func:`process_gone`). Before a worker starts trials, :func:`fail_orphans` fails the RUNNING
 trials whose process is gone *on this host* (or every RUNNING trial, when told that no other
 worker runs), with the reason in the user attribute ``fail_reason``. Each caller then queues
 the failed work again: the proxy search with :func:`retry_once` (the same parameters, once,
@@ -39,6 +41,8 @@ from transfer_tune.search.storage import get_storage
 
 #: User attribute of every trial: the ``host:pid`` of the process that runs it.
 WORKER_ATTR = "worker"
+#: User attribute of every trial: ``"<boot id>/<start time>"`` of that process (Linux).
+WORKER_ID_ATTR = "worker_id"
 #: ``fail_reason`` of a trial failed because its worker is gone.
 FAIL_REASON = "its worker stopped (found RUNNING on resume)"
 #: Heartbeats let a worker fail (and retry) a trial whose process died (RDB storages only).
@@ -75,19 +79,60 @@ def worker_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_identity(pid: int) -> str | None:
+    """``"<boot id>/<start time>"`` of process ``pid``: no other process ever has the same.
+
+    The start time is field 22 of ``/proc/<pid>/stat`` (clock ticks after boot); the boot id
+    tells two boots apart. ``None`` where ``/proc`` cannot tell (not Linux, no such process).
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return f"{boot}/{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def record_worker(trial: optuna.Trial) -> None:
     """Record on ``trial`` that this process runs it (first thing an objective does)."""
     trial.set_user_attr(WORKER_ATTR, worker_tag())
+    identity = process_identity(os.getpid())
+    if identity is not None:
+        trial.set_user_attr(WORKER_ID_ATTR, identity)
 
 
-def process_gone(tag: Any) -> bool:
-    """Whether the worker ``host:pid`` is known to be dead (only this host can be probed)."""
+def trial_worker_gone(trial: FrozenTrial) -> bool:
+    """Whether the process recorded on ``trial`` is known to be dead (:func:`process_gone`)."""
+    attrs = trial.user_attrs
+    return process_gone(attrs.get(WORKER_ATTR), attrs.get(WORKER_ID_ATTR))
+
+
+def checkable_here(trial: FrozenTrial) -> bool:
+    """Whether this host can tell if ``trial``'s worker lives: its own, with an identity."""
+    tag = trial.user_attrs.get(WORKER_ATTR)
+    return (
+        isinstance(tag, str)
+        and tag.rpartition(":")[0] == socket.gethostname()
+        and isinstance(trial.user_attrs.get(WORKER_ID_ATTR), str)
+    )
+
+
+def process_gone(tag: Any, identity: str | None = None) -> bool:
+    """Whether the worker ``host:pid`` is known to be dead (only this host can be probed).
+
+    With the ``identity`` recorded with it (:func:`process_identity`), a live process that
+    merely has the same pid (a rerun, a restarted container) counts as dead.
+    """
     if not isinstance(tag, str) or ":" not in tag:
         return False
     host, _, pid_text = tag.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False  # another machine: heartbeats (RDB) or an explicit reset can tell
     pid = int(pid_text)
+    if isinstance(identity, str):
+        now = process_identity(pid)
+        if now is not None and now != identity:
+            return True  # the pid now belongs to another process
     if pid == os.getpid():
         return False
     try:
@@ -126,7 +171,7 @@ def fail_orphans(
     study_id = storage.get_study_id_from_name(study.study_name)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not (every_running or process_gone(trial.user_attrs.get(WORKER_ATTR))):
+        if not (every_running or trial_worker_gone(trial)):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
