@@ -15,7 +15,8 @@ The binaries are looked up on ``PATH`` (``initdb``, ``pg_ctl``) and then under D
 the server are skipped with the reason, except under CI (``CI=true``), where they fail:
 ``.ci/run`` installs Debian's ``postgresql`` package.
 
-Use it from a test module with ``pytest_plugins = ("tests.pg",)``.
+Use it from a test module with ``pytest_plugins = ("tests.pg",)``; a test that stops and
+restarts its own server uses :func:`pg_server`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,9 +110,39 @@ def _check(proc: subprocess.CompletedProcess, what: str, log: Path | None = None
         )
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """URL of a fresh database on a PostgreSQL server started for this test session."""
+class Server:
+    """A running throw-away server: its URL, and ``stop`` / ``start`` (same data, same port)."""
+
+    def __init__(self, prefix: list[str], pg_ctl: str, data: Path, log: Path, root: Path):
+        self.prefix, self.pg_ctl, self.data, self.log, self.root = prefix, pg_ctl, data, log, root
+        self.port = 0
+        self.url = ""
+        self._last: subprocess.CompletedProcess | None = None
+
+    def start(self, port: int | None = None) -> bool:
+        """Start the server (on ``port``, or the last one); whether it started."""
+        self.port = port or self.port
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=100"
+        )
+        cmd = [self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options]
+        proc = _run(self.prefix, [*cmd, "-w", "-t", "60", "start"], TIMEOUT, self.root)
+        self.url = f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+        self._last = proc
+        return proc.returncode == 0
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``; ``immediate`` as a last resort, or when asked)."""
+        stop = [self.pg_ctl, "-D", str(self.data), "-w", "stop", "-m"]
+        if _run(self.prefix, [*stop, mode], TIMEOUT, self.root).returncode != 0:
+            _run(self.prefix, [*stop, "immediate"], TIMEOUT, self.root)
+
+
+@contextmanager
+def pg_server() -> Iterator[Server]:
+    """A fresh PostgreSQL server with an empty database, stopped and removed on exit."""
     try:
         import psycopg2  # noqa: F401
     except ImportError:
@@ -124,7 +157,7 @@ def postgres_url():
     data, log = root / "data", root / "server.log"
     if owner is not None:
         shutil.chown(root, user=owner, group=pwd.getpwnam(owner).pw_gid)
-    pg_ctl = str(bindir / "pg_ctl")
+    server = Server(prefix, str(bindir / "pg_ctl"), data, log, root)
     started = False
     try:
         proc = _run(
@@ -145,30 +178,23 @@ def postgres_url():
         )
         _check(proc, "initdb")
         for _attempt in range(3):  # another process may take the free port before us
-            port = _free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=100"
-            )
-            proc = _run(
-                prefix,
-                [pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
-                TIMEOUT,
-                root,
-            )
-            started = proc.returncode == 0
+            started = server.start(_free_port())
             if started:
                 break
-        _check(proc, "pg_ctl start", log)
-        _create_database(port)
-        yield f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{DATABASE}"
+        _check(server._last, "pg_ctl start", log)
+        _create_database(server.port)
+        yield server
     finally:
         if started or (data / "postmaster.pid").exists():
-            stop = [pg_ctl, "-D", str(data), "-w", "stop", "-m"]
-            if _run(prefix, [*stop, "fast"], TIMEOUT, root).returncode != 0:
-                _run(prefix, [*stop, "immediate"], TIMEOUT, root)  # last resort
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a fresh database on a PostgreSQL server started for this test session."""
+    with pg_server() as server:
+        yield server.url
 
 
 def _create_database(port: int) -> None:

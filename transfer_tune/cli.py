@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.faults import quiet_failures, storage_error
 
 #: The demo: Burgers end to end (proxy search, µP transfer, target run) in minutes on 2 cores.
 #: The demo: Burgers end to end (proxy search, µP transfer, target run) in about a minute on 2
@@ -541,17 +542,32 @@ def _disk_problem(exc: BaseException) -> str | None:
     return None
 
 
+def _storage_lost(exc: BaseException) -> str | None:
+    """One line for a database that stopped answering mid-command; else ``None``."""
+    error = storage_error(exc)
+    if error is None:
+        return None
+    from transfer_tune.search.storage import redact_url
+
+    first = (str(error).splitlines() or [type(error).__name__])[0]
+    return (
+        f"the storage stopped answering ({redact_url(first)}); when it is back, run the same "
+        "command again to resume"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``transfer-tune`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with quiet_failures():  # Optuna's tracebacks of a Ctrl-C or a lost storage
+            return int(args.func(args) or 0)
     except TransferTuneError as exc:
         print(f"transfer-tune: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        reason = _disk_problem(exc)
+        reason = _disk_problem(exc) or _storage_lost(exc)
         if reason is None:
             raise
         print(f"transfer-tune: error: {reason}", file=sys.stderr)
