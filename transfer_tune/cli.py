@@ -128,7 +128,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     url = normalize_url(args.storage)
     try:
-        study = optuna.load_study(study_name=args.study, storage=get_storage(url, must_exist=True))
+        store = get_storage(url, must_exist=True, read_only=args.plan_only)  # a plan only reads
+        study = optuna.load_study(study_name=args.study, storage=store)
     except KeyError as exc:
         raise TransferTuneError(f"no study named {args.study!r} in {redact_url(url)}") from exc
     plan = plan_transfer(  # checks epochs, K and the evaluation grid before anything prints
@@ -323,7 +324,7 @@ def _cmd_horizon(args: argparse.Namespace) -> int:
     from transfer_tune.report.readers import read_curves
     from transfer_tune.search.storage import get_storage, normalize_url, safe_filename
 
-    store = get_storage(normalize_url(args.storage), must_exist=True)
+    store = get_storage(normalize_url(args.storage), read_only=True)
     thresholds = _given(min_correlation=args.min_correlation, max_regret=args.max_regret)
     results = analyse_all(read_curves(store, args.name), **thresholds)
     print(markdown_table(results))

@@ -462,7 +462,9 @@ def serve(
         )
     port = as_int(port, "port", minimum=1, maximum=65535)
     _check_bindable(host, port)
-    store = artifact_store(url)
+    folder = artifact_dir(url)
+    # a read-only snapshot without artifacts is still shown (without them)
+    store = artifact_store(url) if folder.is_dir() or _writable_parent(folder) else None
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"warning: binding {host}: the dashboard has no authentication and anyone who "
@@ -474,4 +476,9 @@ def serve(
         f"(storage {redact_url(url)}, artifacts {artifact_dir(url)}); Ctrl-C stops it",
         flush=True,
     )
-    run_server(get_storage(url), host=host, port=port, artifact_store=store)
+    run_server(get_storage(url, read_only=True), host=host, port=port, artifact_store=store)
+
+
+def _writable_parent(folder: Path) -> bool:
+    """Whether ``folder``'s parent exists and takes new entries."""
+    return folder.parent.is_dir() and os.access(folder.parent, os.W_OK)

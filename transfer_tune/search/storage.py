@@ -164,6 +164,7 @@ def get_storage(
     grace_period: int | None = None,
     retry_stale_trials: int | None = None,
     must_exist: bool = False,
+    read_only: bool = False,
 ) -> BaseStorage:
     """Open (creating if needed) the Optuna storage behind ``url``.
 
@@ -179,6 +180,10 @@ def get_storage(
     must_exist : bool
         Refuse (instead of creating) a missing SQLite or journal file: for commands that read
         an existing study.
+    read_only : bool
+        For commands that only read (``transfer --plan-only``, ``horizon``, ``dashboard``):
+        implies ``must_exist``; the file and its folder need not be writable (a snapshot, a
+        read-only mount) and nothing is created or repaired.
 
     A journal file whose last record was cut (disk full, a kill mid-write) is repaired on
     open: the fragment is moved to ``<file>.torn-<time>`` and the file ends at the last whole
@@ -191,16 +196,17 @@ def get_storage(
     """
     url = normalize_url(url)
     path = storage_file(url)
-    if must_exist and path is not None and not path.is_file():
+    if (must_exist or read_only) and path is not None and not path.is_file():
         raise TransferTuneError(
             f"no storage file at {path}: run `transfer-tune tune` first, or check --storage "
             "(or $TRANSFER_TUNE_STORAGE)"
         )
-    if path is not None:
+    if path is not None and not read_only:
         _prepare_folder(path)
     if url.startswith("journal:"):
         lock = optuna.storages.journal.JournalFileOpenLock(str(path))
-        _repair_torn_journal(path, lock)
+        if not read_only:  # a reader skips a torn last record (Optuna ignores it)
+            _repair_torn_journal(path, lock)
         try:
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as exc:
