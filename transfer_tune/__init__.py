@@ -15,6 +15,7 @@ __all__ = [
     "TransferTuneError",
     "calibrate",
     "coord_check",
+    "load_checkpoint",
     "tune_then_transfer",
 ]
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ _LAZY = {
     "TransferTuneError": "transfer_tune.errors",
     "calibrate": "transfer_tune.analysis.calibrate",
     "coord_check": "transfer_tune.analysis.coord_check",
+    "load_checkpoint": "transfer_tune.search.transfer",
 }
 
 
