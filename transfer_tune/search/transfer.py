@@ -377,7 +377,8 @@ def run_target(
     The training state is saved after every epoch next to the storage (``<checkpoints>/
     <safe name>.state.pt``; :func:`~transfer_tune.search.storage.safe_filename` keeps any study
     name inside that folder); launching the same run again after a crash resumes from it and
-    ends as the uninterrupted run would. Under ``torchrun`` the global batch is
+    ends as the uninterrupted run would. Once the final checkpoint is written and the trial
+    told, the training state is removed. Under ``torchrun`` the global batch is
     split across ranks and only rank 0 writes to the storage and the checkpoints.
 
     Parameters
@@ -439,6 +440,7 @@ def run_target(
             trial.report(record.val_loss, record.epoch)
             reported.add(record.epoch)
 
+    state_path = folder / safe_filename(name, ".state.pt")
     start = time.perf_counter()
     try:
         result = fit(
@@ -452,7 +454,7 @@ def run_target(
             device=device,
             progress=progress,
             description=f"target K={plan.modes}",
-            checkpoint=folder / safe_filename(name, ".state.pt"),
+            checkpoint=state_path,
         )
     except BaseException:
         if main:
@@ -507,6 +509,7 @@ def run_target(
     study.set_user_attr("metrics", metrics)
     study.set_user_attr("checkpoint", str(path))
     study.tell(trial, metrics["test_l2"])
+    state_path.unlink(missing_ok=True)  # the run is finished: nothing is left to resume
     proxy.set_user_attr("target_study", name)
     return TargetResult(study_name=name, metrics=metrics, history=history, checkpoint=str(path))
 
