@@ -143,7 +143,7 @@ def test_other_refusals():
         model_roles(nl_fno((8,), max_n_modes=(12,)))
 
 
-def test_model_config_round_trip_and_factories():
+def test_model_config_round_trip_and_factories(monkeypatch):
     shape = dict(dim=1, modes=5, width=8, n_layers=2, in_channels=1, out_channels=1)
     config = model_config("neuralop", **shape)
     assert config["kind"] == "neuralop" and config["modes"] == 5
@@ -163,6 +163,9 @@ def test_model_config_round_trip_and_factories():
         model_config(lambda **kw: FNO(**kw), **shape)
     with pytest.raises(TransferTuneError, match="unknown model"):
         model_config("resnet", **shape)
+    with pytest.raises(TransferTuneError, match="not allowed"):  # a path must be allowed
+        model_config("no_such_module:make", **shape)
+    monkeypatch.setenv("TRANSFER_TUNE_ALLOW_MODELS", "no_such_module:make")
     with pytest.raises(TransferTuneError, match="cannot import"):
         model_config("no_such_module:make", **shape)
 

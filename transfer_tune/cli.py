@@ -97,6 +97,17 @@ def _given(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
+def _check_study_args(args: argparse.Namespace) -> None:
+    """Check the study names given, then allow the model factories of ``--allow-model``."""
+    from transfer_tune.core.factory import allow_models
+    from transfer_tune.search.storage import check_study_name
+
+    for key, what in (("study", "study name"), ("target_study", "target study name")):
+        if getattr(args, key, None) is not None:
+            check_study_name(getattr(args, key), what)
+    allow_models(getattr(args, "allow_model", None) or ())
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from transfer_tune.search.spec import load_spec
     from transfer_tune.search.storage import dashboard_command, normalize_url, redact_url
@@ -126,6 +137,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     )
     from transfer_tune.search.transfer import plan_transfer, run_target
 
+    _check_study_args(args)
     url = normalize_url(args.storage)
     try:
         store = get_storage(url, must_exist=True, read_only=args.plan_only)  # a plan only reads
@@ -247,6 +259,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from transfer_tune.search import tune as proxy
     from transfer_tune.search.storage import get_storage, normalize_url
 
+    _check_study_args(args)
     url = normalize_url(args.storage)
     get_storage(url, must_exist=True)  # a worker joins a study: never create an empty file
     done = proxy.run_worker(
@@ -376,6 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     def device_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
 
+    def allow_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--allow-model",
+            action="append",
+            metavar="PACKAGE.MODULE:NAME",
+            help="import this model factory when the study names it (repeatable; also "
+            "$TRANSFER_TUNE_ALLOW_MODELS, comma-separated); 'fno' and 'neuralop' need no "
+            "allowance, any other factory named by a study is refused",
+        )
+
     p = add("data", _cmd_data, "generate (or load) a PDE dataset and print where it is")
     p.add_argument("name", help="burgers, darcy, navier_stokes, or file (with --path)")
     p.add_argument("--n-train", type=int, help="default: 80 %% of a file (90 %% with --test-path)")
@@ -446,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     storage_arg(p)
     device_arg(p)
+    allow_arg(p)
 
     about = "measure how R's best rate moves with K around a tuned proxy and fit its exponent"
     p = add("calibrate", _cmd_calibrate, about)
@@ -475,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=int, help="seconds before a silent trial is stale")
     storage_arg(p)
     device_arg(p)
+    allow_arg(p)
 
     p = add("landscape", _cmd_landscape, "loss-vs-hyperparameter sweeps of a study spec")
     p.add_argument("spec")

@@ -18,12 +18,22 @@ worker or ``transfer`` in another process rebuilds the same model at any K:
 
 Every config also holds ``dim``, ``modes``, ``width``, ``n_layers``, ``in_channels`` and
 ``out_channels``, so the transfer plan changes ``modes`` alone.
+
+**Which factories run.** The study names the factory, and anyone who can write to a shared
+study could name any importable code; so a process imports a factory only when this machine
+allows it (:func:`check_factory_allowed`, before any import): the built-in kinds always; a
+callable given to :func:`model_config` in this process (the user chose it here); a path in
+:func:`allow_models` (the CLI's ``--allow-model package.module:name``) or in
+``$TRANSFER_TUNE_ALLOW_MODELS`` (comma-separated). Everything else is refused with the fix.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -35,6 +45,14 @@ from transfer_tune.errors import TransferTuneError
 
 KINDS = ("fno", "neuralop", "factory")
 _SHAPE_KEYS = ("dim", "modes", "width", "n_layers", "in_channels", "out_channels")
+#: The environment variable of the operator's allowlist: ``package.module:name`` paths,
+#: comma-separated.
+ALLOW_ENV = "TRANSFER_TUNE_ALLOW_MODELS"
+#: Factory paths every process may import: transfer-tune's own FNO.
+BUILT_IN_FACTORIES = frozenset({"transfer_tune.core.model:FNO"})
+_PATH = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+#: Paths allowed in this process (:func:`allow_models`, callables given to :func:`model_config`).
+_ALLOWED: set[str] = set()
 
 
 def neuralop_fno_class() -> type:
@@ -61,7 +79,70 @@ def _factory_path(factory: Callable) -> str:
     return f"{module}:{name}"
 
 
+def _checked_path(path: Any, where: str) -> str:
+    """``path`` if it reads ``package.module:name``; else an error saying where it came from."""
+    if not isinstance(path, str) or not _PATH.fullmatch(path.strip()):
+        shown = ascii(path) if isinstance(path, str) else f"a {type(path).__name__}"
+        raise TransferTuneError(
+            f"{where}: {shown} is not a model factory path of the form package.module:name"
+        )
+    return path.strip()
+
+
+def allow_models(paths: Iterable[str]) -> None:
+    """Allow the model factories ``paths`` (``package.module:name``) in this process.
+
+    For the operator of a machine: a study whose ``model`` names one of them is then built
+    by importing and calling it (the CLI's ``--allow-model`` calls this).
+
+    Raises
+    ------
+    TransferTuneError
+        For a path not of the form ``package.module:name``.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    _ALLOWED.update(_checked_path(p, "--allow-model") for p in paths)
+
+
+def allowed_models() -> frozenset[str]:
+    """The factory paths this process may import.
+
+    Those built in, those allowed in this process and those in ``$TRANSFER_TUNE_ALLOW_MODELS``.
+    """
+    env = [p for p in os.environ.get(ALLOW_ENV, "").split(",") if p.strip()]
+    listed = {_checked_path(p, f"${ALLOW_ENV}") for p in env}
+    return frozenset(BUILT_IN_FACTORIES | _ALLOWED | listed)
+
+
+def check_factory_allowed(path: Any) -> str:
+    """``path`` if this machine allows importing it as a model factory; else refuse, before import.
+
+    Raises
+    ------
+    TransferTuneError
+        Naming the fix: ``--allow-model PATH`` or ``$TRANSFER_TUNE_ALLOW_MODELS``.
+    """
+    path = _checked_path(path, "the model factory named by the study")
+    if path not in allowed_models():
+        raise TransferTuneError(
+            f"the model factory {path} is not allowed on this machine (a study's model "
+            "factory is code every worker imports and runs); if you trust it, allow "
+            f"it with --allow-model {path} (transfer-tune transfer / worker) or "
+            f"{ALLOW_ENV}={path} (comma-separated), or pass the callable itself to the Python "
+            "API; 'fno' and 'neuralop' need no allowance"
+        )
+    return path
+
+
+def check_model_allowed(config: dict) -> None:
+    """Refuse, before any import, a stored model config whose factory is not allowed here."""
+    if isinstance(config, dict) and config.get("kind") == "factory":
+        check_factory_allowed(config.get("factory"))
+
+
 def _import_factory(path: str) -> Callable:
+    path = check_factory_allowed(path)
     module_name, _, name = path.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -75,6 +156,32 @@ def _import_factory(path: str) -> Callable:
     if not callable(obj):
         raise TransferTuneError(f"model factory {path!r} is not callable")
     return obj
+
+
+def _check_signature(factory: Callable, path: str) -> None:
+    """Refuse, before calling it, a factory that cannot take the model's keyword arguments."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some built-ins have none: the call itself tells
+        return
+    try:
+        signature.bind(**dict.fromkeys(_SHAPE_KEYS, 1))
+    except TypeError as exc:
+        raise TransferTuneError(
+            f"the model factory {path} does not take the keyword arguments "
+            f"{', '.join(_SHAPE_KEYS)} ({exc}); a factory is f(dim, modes, width, n_layers, "
+            "in_channels, out_channels) returning an nn.Module"
+        ) from None
+
+
+def _is_module(model: Any, path: str) -> nn.Module:
+    """``model`` if it is a ``torch.nn.Module``; else a clear error about the factory."""
+    if not isinstance(model, nn.Module):
+        raise TransferTuneError(
+            f"the model factory {path} returned a {type(model).__name__}, not a "
+            "torch.nn.Module; it must build and return the model"
+        )
+    return model
 
 
 def model_config(
@@ -105,7 +212,11 @@ def model_config(
     elif isinstance(model, str) and model.lower() == "neuralop":
         config = {"kind": "neuralop", **shape}
     elif callable(model) or (isinstance(model, str) and ":" in model):
-        path = model if isinstance(model, str) else _factory_path(model)
+        if isinstance(model, str):
+            path = model
+        else:  # the user gave this very callable: its path may be imported in this process
+            path = _factory_path(model)
+            allow_models([path])
         config = {"kind": "factory", "factory": path, **shape}
     else:
         raise TransferTuneError(
@@ -147,10 +258,12 @@ def build_model(config: dict, seed: int | None = None) -> nn.Module:
             )
 
     elif kind == "factory":
-        factory = _import_factory(config["factory"])
+        path = config.get("factory")
+        factory = _import_factory(path)
+        _check_signature(factory, path)
 
         def make():
-            return factory(**shape)
+            return _is_module(factory(**shape), path)
 
     else:
         raise TransferTuneError(f"unknown model kind {kind!r} in the stored config")

@@ -26,7 +26,7 @@ from pdes import load_problem
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
-from transfer_tune.core.factory import build_model
+from transfer_tune.core.factory import build_model, check_model_allowed
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import (
     RULES,
@@ -56,6 +56,7 @@ from transfer_tune.search.preflight import (  # noqa: F401  (re-exported)
 )
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import (
+    check_study_name,
     checkpoint_dir,
     get_storage,
     normalize_url,
@@ -396,6 +397,9 @@ def run_target(
         Resume a RUNNING run of this target whose process cannot be probed (another machine)
         and is known to be dead; a live run on this machine is never taken over.
     """
+    if study_name is not None:
+        check_study_name(study_name, "target study name")
+    check_model_allowed(plan.model)  # the study names the factory: this machine must allow it
     url = normalize_url(storage)
     store = get_storage(url)
     try:
@@ -528,6 +532,7 @@ def transfer(
     ``allow_smaller``: train a target K below the proxy's anyway (see :func:`plan_transfer`).
     """
     if isinstance(study, str):
+        check_study_name(study)
         url = normalize_url(storage)
         try:
             store = get_storage(url, must_exist=True)

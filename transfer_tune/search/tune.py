@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +32,13 @@ from tqdm.auto import tqdm
 from pdes import load_problem
 from pdes.checks import as_int, as_stored
 from pdes.processes import parallel
-from transfer_tune.core.factory import build_model, model_config
+from transfer_tune.core.factory import (
+    allow_models,
+    allowed_models,
+    build_model,
+    check_model_allowed,
+    model_config,
+)
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
@@ -40,7 +46,7 @@ from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.search.preflight import check_training_memory, estimated_shape
 from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.storage import normalize_url, redact_url
+from transfer_tune.search.storage import check_study_name, normalize_url, redact_url
 from transfer_tune.search.workers import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
@@ -211,6 +217,7 @@ def run_worker(
     progress: bool = False,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
+    allowed: Sequence[str] = (),
 ) -> int:
     """Join ``study_name`` and run trials until it holds ``n_trials`` finished ones.
 
@@ -222,8 +229,13 @@ def run_worker(
     at once, and on RDB storages those whose worker stopped beating for ``grace_period``
     seconds, wherever it ran. A worker returns only when the study holds ``n_trials``
     finished trials: it waits for the last trials of live workers (and runs their retries)
-    and refuses, naming them, RUNNING trials nothing here can resolve.
+    and refuses, naming them, RUNNING trials nothing here can resolve. A model factory named
+    by the study is imported only when this machine allows it (``allowed``, the paths
+    :func:`transfer_tune.core.factory.allow_models` adds; see
+    :func:`~transfer_tune.core.factory.check_factory_allowed`), checked before any trial.
     """
+    check_study_name(study_name)
+    allow_models(allowed)
     n_trials = as_int(n_trials, "n_trials")
     seed = as_int(seed, "seed (the sampler's)", minimum=0, maximum=2**32 - 1)
     resolve_device(device)  # an unusable device fails before any trial is claimed
@@ -242,6 +254,7 @@ def run_worker(
     except KeyError as exc:
         raise TransferTuneError(f"no study named {study_name!r} in {redact_url(url)}") from exc
     setup = ProxySetup.from_study(study)
+    check_model_allowed(setup.model)  # before any data or trial: the study names the code
     horizon = (study.user_attrs.get("horizon") or {}).get("epochs")
     objective = Objective(setup, _load_data(setup.problem), n_trials, device, horizon)
     done = 0
@@ -305,8 +318,8 @@ def create_proxy_study(
 ) -> optuna.Study:
     """Create the proxy study, or load it when it exists with the same setup (resume)."""
     url = normalize_url(storage)
-    if study_name is not None and not (isinstance(study_name, str) and study_name.strip()):
-        raise TransferTuneError(f"study_name must be a non-empty string, got {study_name!r}")
+    if study_name is not None:
+        check_study_name(study_name)
     name = study_name or f"{setup.problem['name']}-proxy-K{setup.model['modes']}"
     study = optuna.create_study(
         storage=open_study_storage(url),
@@ -411,6 +424,8 @@ def tune(
     -------
     optuna.Study
     """
+    if study_name is not None:
+        check_study_name(study_name)  # before any data, model or study
     n_trials = as_int(n_trials, "n_trials")
     n_jobs = as_int(n_jobs, "n_jobs")
     epochs = as_int(epochs, "epochs")
@@ -479,6 +494,7 @@ def tune(
                 seed=seed + i,
                 threads=threads,
                 progress=progress and i == 0,
+                allowed=sorted(allowed_models()),  # a fresh process: what this one allows
                 **kwargs,
             )
             for i in range(n_jobs)
