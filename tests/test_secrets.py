@@ -20,7 +20,7 @@ from tests.test_cli import TINY_SPEC
 
 pytest_plugins = ("tests.pg",)  # the session fixture postgres_url
 
-PASSWORD = "Pw-4b1d-never-shown"
+PASSWORD = "Pw-4b1d/never-shown"  # SQLAlchemy takes a "/" in the password
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -102,3 +102,17 @@ def test_no_command_prints_or_writes_the_password(postgres_url, tmp_path):
     assert any(p.suffix == ".pt" for p in written)  # the target runs wrote checkpoints
     for path in written:
         assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_a_mistyped_storage_url_is_refused_without_its_password(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    for url in (
+        f"postgressql://tt:{PASSWORD}@db/transfer_tune",
+        f"postgresql:/tt:{PASSWORD}@db/transfer_tune",
+        f"mysql://tt:{PASSWORD}@db/transfer_tune",
+    ):
+        proc = _cli("tune", str(spec), "--storage", url, cwd=tmp_path)
+        assert proc.returncode == 2 and "unsupported storage" in proc.stderr, proc.stderr
+        assert PASSWORD not in proc.stdout + proc.stderr and "never" not in proc.stderr
+        assert not list(tmp_path.rglob("*.db"))
