@@ -142,3 +142,14 @@ def test_fit_accepts_a_model_with_zero_biases_only():
     model = FNO(**SHAPE)  # biases are zero, weights are not: a healthy start
     assert not model.lifting.bias.any()
     fit(model, _data(), HParams(lr=1e-3, batch_size=8), epochs=1, device="cpu")
+
+
+def test_building_from_a_config_with_a_seed_leaves_the_global_rng_alone():
+    from transfer_tune.core.factory import build_model, model_config
+
+    shape = {"dim": 1, "modes": 8, "width": 16, "n_layers": 2, "in_channels": 1}
+    config = model_config("fno", **shape, out_channels=1)
+    state = torch.random.get_rng_state()
+    a, b = build_model(config, seed=3), build_model(config, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())  # the FNO's own draw is forked
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))

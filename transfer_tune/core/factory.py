@@ -207,8 +207,10 @@ def model_config(
         "in_channels": in_channels,
         "out_channels": out_channels,
     }
+    built = None
     if isinstance(model, str) and model.lower() == "fno":
-        config = FNO(**shape).config()
+        built = FNO(**shape)  # one build checks the arguments (and draws the weights once)
+        config = built.config()
     elif isinstance(model, str) and model.lower() == "neuralop":
         config = {"kind": "neuralop", **shape}
     elif callable(model) or (isinstance(model, str) and ":" in model):
@@ -224,7 +226,8 @@ def model_config(
             "function taking dim, modes, width, n_layers, in_channels, out_channels) or its "
             "path 'package.module:name'"
         )
-    built = build_model(config)
+    if built is None:
+        built = build_model(config)
     spec = model_roles(built)
     if spec.modes != modes:
         raise TransferTuneError(
@@ -238,14 +241,18 @@ def build_model(config: dict, seed: int | None = None) -> nn.Module:
     """The model of ``config`` (from :func:`model_config`, any K).
 
     With ``seed``, the model's own initialisation (kept for the unscaled parameters of models
-    other than transfer-tune's FNO) is drawn from ``torch.manual_seed(seed)`` without
-    touching the global random state, so a trial or target run is reproducible.
+    other than transfer-tune's FNO, and redrawn by ``initialize`` for it) is drawn from
+    ``torch.manual_seed(seed)`` without touching the global random state, so a trial or
+    target run is reproducible.
     """
     kind = config.get("kind", "fno")
     shape = {k: config[k] for k in _SHAPE_KEYS}
     if kind == "fno":
-        return FNO(**{k: v for k, v in config.items() if k != "kind"})
-    if kind == "neuralop":
+
+        def make():
+            return FNO(**{k: v for k, v in config.items() if k != "kind"})
+
+    elif kind == "neuralop":
         cls = neuralop_fno_class()
 
         def make():
