@@ -10,7 +10,7 @@ by content hash, so its config rebuilds it in any process).
 
 The lowest layer of transfer-tune: it imports nothing from :mod:`transfer_tune`.
 
-Modules: ``registry`` (ProblemSpec, register/list/get_problem, load_problem), ``problem``
+Modules: ``registry`` (register/list/get_problem, load_problem), ``spec`` (ProblemSpec), ``problem``
 (the Problem: splits, cache, normalisers, config), ``file_problem`` (the "file" problem:
 split defaults, super-resolution test files), ``arrays`` (``from_arrays``),
 ``burgers``, ``darcy``, ``navier_stokes`` (solvers), ``generation`` (what every solver's

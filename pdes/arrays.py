@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pdes.cache import _atomic_write, array_checksum, canonical_json, resolve_cache_dir
+from pdes.cache import array_checksum, atomic_write, canonical_json, resolve_cache_dir
 from pdes.errors import TransferTuneError
 from pdes.file_problem import FRACTIONS
 from pdes.problem import Problem
@@ -103,7 +103,7 @@ def _store(folder: Path, role: str, x: np.ndarray, y: np.ndarray, meta: dict[str
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         extra = {k: np.array(v) for k, v in meta.items()}
-        _atomic_write(path, lambda fh: np.savez(fh, x=x, y=y, **extra), ".tmp")
+        atomic_write(path, lambda fh: np.savez(fh, x=x, y=y, **extra), ".tmp")
     return str(path)
 
 

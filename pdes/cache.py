@@ -44,6 +44,7 @@ __all__ = [
     "CacheResult",
     "CacheWriteWarning",
     "array_checksum",
+    "atomic_write",
     "cache_path",
     "canonical_json",
     "config_key",
@@ -213,7 +214,9 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], suffix: str) -> None:
+def atomic_write(path: Path, write: Callable[[Any], None], suffix: str) -> None:
+    """Write ``path`` whole or not at all: ``write(fh)`` into a temporary file beside it
+    (``suffix``), fsync, then rename over ``path`` (the cache files and ``from_arrays``)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         os.fchmod(fd, _file_mode())
@@ -240,7 +243,7 @@ def _write(path: Path, x: np.ndarray, y: np.ndarray, config_json: str, checksum:
             format_version=np.array(FORMAT_VERSION),
         )
 
-    _atomic_write(path, write_npz, ".tmp")
+    atomic_write(path, write_npz, ".tmp")
     sidecar = {
         "config": json.loads(config_json),
         "format_version": FORMAT_VERSION,
@@ -252,7 +255,7 @@ def _write(path: Path, x: np.ndarray, y: np.ndarray, config_json: str, checksum:
         "sha256_arrays": checksum,
     }
     text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda fh: fh.write(text.encode()), ".tmp")
+    atomic_write(path.with_suffix(".json"), lambda fh: fh.write(text.encode()), ".tmp")
 
 
 def _validate_generated(out: Any, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -38,9 +38,7 @@ from pdes.file_problem import (
     load_file_splits,
 )
 from pdes.normalize import GaussianNormalizer
-
-if TYPE_CHECKING:
-    from pdes.registry import ProblemSpec
+from pdes.spec import ProblemSpec
 
 __all__ = ["SPLITS", "Normalizers", "Problem"]
 
@@ -49,23 +47,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 #: Config entries that do not change the train split (hence not the normaliser statistics).
 _NOT_TRAIN_DATA = frozenset(("n_val", "n_test", "cache_dir", "n_jobs", "progress"))
-
-
-def _registry() -> Any:
-    """The :mod:`pdes.registry` module, which rebuilds a Problem from its config.
-
-    The registry builds Problems and a Problem rebuilds problems through the registry
-    (``with_overrides``, ``normalizer_from``, unpickling), so this module reaches it at call
-    time rather than import time; nothing else here depends on it.
-    """
-    from pdes import registry
-
-    return registry
-
-
-def _rebuild(config: Mapping[str, Any]) -> Problem:
-    """``get_problem(**config)`` (what unpickling a :class:`Problem` calls)."""
-    return _registry().get_problem(**config)
 
 
 def _split_seed(seed: int, split: str) -> int:
@@ -139,7 +120,13 @@ class Problem:
         progress: bool,
         normalizer_from: dict[str, Any] | None = None,
         layout: FileLayout | None = None,
+        rebuild: Callable[[Mapping[str, Any]], Problem],
+        canonical_name: Callable[[str], str],
     ) -> None:
+        # The registry's load_problem and canonical_name, handed over by the registry (which
+        # builds every Problem), so this module does not import it back.
+        self._rebuild = rebuild
+        self._canonical_name = canonical_name
         self._name = name
         self._layout = layout  # what the files hold (file problems only)
         self._spec = spec
@@ -153,7 +140,7 @@ class Problem:
         self._progress = progress
         self._normalizer_from = normalizer_from
         self._stats_problem: Problem | None = (
-            _rebuild(normalizer_from) if normalizer_from is not None else None
+            rebuild(normalizer_from) if normalizer_from is not None else None
         )
         self._raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -364,14 +351,14 @@ class Problem:
         -------
         Problem
         """
-        if "name" in overrides and _registry().canonical_name(overrides["name"]) != self._name:
+        if "name" in overrides and self._canonical_name(overrides["name"]) != self._name:
             raise TransferTuneError(
                 "with_overrides cannot change the problem name; call get_problem instead."
             )
         cfg = self.config()
         cfg.pop("normalizer_from", None)
         cfg.update(overrides)
-        new = _rebuild(cfg)
+        new = self._rebuild(cfg)
         if keep_normalizers and "normalizer_from" not in overrides:
             source = self._stats_source()
             if new._train_identity() != source._train_identity():
@@ -576,4 +563,4 @@ class Problem:
         return hash(canonical_json(self.config()))
 
     def __reduce__(self) -> tuple[Callable[..., Problem], tuple[dict[str, Any]]]:
-        return (_rebuild, (self.config(),))
+        return (self._rebuild, (self.config(),))

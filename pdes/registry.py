@@ -25,13 +25,10 @@ from pdes.cache import canonical_json
 from pdes.checks import as_int
 from pdes.errors import TransferTuneError
 from pdes.file_problem import check_sizes, eval_grid, file_params, inspect_files
-from pdes.problem import SPLITS, Normalizers, Problem
+from pdes.problem import Problem
+from pdes.spec import ProblemSpec
 
 __all__ = [
-    "SPLITS",
-    "Normalizers",
-    "Problem",
-    "ProblemSpec",
     "canonical_name",
     "get_problem",
     "list_problems",
@@ -44,81 +41,6 @@ DEFAULT_SIZES: dict[str, int] = {"n_train": 1000, "n_val": 100, "n_test": 200}
 
 _COMMON = ("resolution", "n_train", "n_val", "n_test", "seed", "cache_dir", "n_jobs", "progress")
 _RESERVED = frozenset(("name", "normalizer_from", *_COMMON))
-
-
-@dataclass(frozen=True)
-class ProblemSpec:
-    """How to generate one PDE problem (what a solver module provides).
-
-    Parameters
-    ----------
-    name : str
-        Canonical problem name.
-    dim : int
-        Spatial dimension.
-    defaults : mapping
-        JSON-able solver parameters and their defaults; every one may be overridden.
-    generate : callable
-        ``generate(n_samples, resolution, seed, *, progress, n_jobs, **params) -> (x, y)``,
-        float32 arrays shaped ``(n, C, *grid)`` with ``resolution`` points per axis;
-        deterministic in ``seed``.
-    check_resolution : callable
-        ``check_resolution(resolution, **params)``; raises ``TransferTuneError`` if the
-        solver cannot produce that grid.
-    default_resolution : int
-        Preferred resolution; the nearest one ``check_resolution`` accepts is used.
-    in_channels, out_channels : int, optional
-        Channel counts if known in advance (otherwise read from the train split).
-    version : str
-        Part of every cache key: bump it when the solver's output changes.
-    """
-
-    name: str
-    dim: int
-    defaults: Mapping[str, Any]
-    generate: Callable[..., tuple[np.ndarray, np.ndarray]]
-    check_resolution: Callable[..., None]
-    default_resolution: int
-    in_channels: int | None = None
-    out_channels: int | None = None
-    version: str = "1"
-    #: ``fine_grid_for(resolution, params) -> dict``: solver parameters (e.g. ``n_fine``) that
-    #: make ``resolution`` possible, used when the user did not set them; ``None``: none.
-    fine_grid_for: Callable[..., dict[str, Any]] | None = None
-
-    @classmethod
-    def from_module(
-        cls, name: str, module: ModuleType, default_resolution: int | None = None
-    ) -> ProblemSpec:
-        """Build a spec from a solver module (``DEFAULTS``, ``DIM``, ``generate``,
-        ``check_resolution``; optional ``DEFAULT_RESOLUTION``, ``IN_CHANNELS``,
-        ``OUT_CHANNELS``, ``VERSION``)."""
-        missing = [
-            a for a in ("DEFAULTS", "DIM", "generate", "check_resolution") if not hasattr(module, a)
-        ]
-        if missing:
-            raise TransferTuneError(
-                f"solver module {module.__name__} for problem {name!r} lacks {missing}; a "
-                "solver module must define DEFAULTS, DIM, generate and check_resolution."
-            )
-        res = default_resolution or getattr(module, "DEFAULT_RESOLUTION", None)
-        if res is None:
-            raise TransferTuneError(
-                f"problem {name!r}: pass default_resolution= to register_problem or define "
-                f"DEFAULT_RESOLUTION in {module.__name__}."
-            )
-        return cls(
-            name=name,
-            dim=int(module.DIM),
-            defaults=dict(module.DEFAULTS),
-            generate=module.generate,
-            check_resolution=module.check_resolution,
-            default_resolution=int(res),
-            in_channels=getattr(module, "IN_CHANNELS", None),
-            out_channels=getattr(module, "OUT_CHANNELS", None),
-            version=str(getattr(module, "VERSION", "1")),
-            fine_grid_for=getattr(module, "fine_grid_for", None),
-        )
 
 
 @dataclass
@@ -368,6 +290,7 @@ def _file_problem(overrides: dict[str, Any]) -> Problem:
         normalizer_from=nf,
         layout=layout,
         **common,
+        **_BUILDERS,
     )
 
 
@@ -452,7 +375,13 @@ def get_problem(name: str, **overrides: Any) -> Problem:
         resolution = as_int(resolution, "resolution", minimum=2)
         _fit_fine_grid(spec, resolution, params, given=set(overrides))
     problem = Problem(
-        key, spec=spec, params=params, resolution=resolution, normalizer_from=nf, **common
+        key,
+        spec=spec,
+        params=params,
+        resolution=resolution,
+        normalizer_from=nf,
+        **common,
+        **_BUILDERS,
     )
     check_problem_memory(problem)  # before anything is generated: no 8 TiB traceback
     return problem
@@ -504,3 +433,12 @@ def load_problem(problem: Any, overrides: Mapping[str, Any] | None = None) -> Pr
             f"pdes.Problem, got {type(problem).__name__}"
         )
     return get_problem(problem, **overrides)
+
+
+#: What a :class:`Problem` rebuilds problems with (``with_overrides``, ``normalizer_from``,
+#: unpickling): the registry hands these to every Problem it builds, so :mod:`pdes.problem`
+#: does not import this module.
+_BUILDERS: dict[str, Callable[..., Any]] = {
+    "rebuild": load_problem,
+    "canonical_name": canonical_name,
+}

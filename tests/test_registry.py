@@ -12,7 +12,7 @@ import torch
 
 import pdes
 from pdes import GaussianNormalizer, Problem, get_problem, list_problems, register_problem
-from pdes.registry import ProblemSpec
+from pdes.spec import ProblemSpec
 from transfer_tune.errors import TransferTuneError
 
 FINE = 64
