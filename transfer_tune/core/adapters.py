@@ -47,11 +47,11 @@ import torch
 from torch import nn
 
 from pdes.checks import as_int
-from transfer_tune.core.model import FNO, ROLES
 from transfer_tune.errors import TransferTuneError
 
 __all__ = [
     "NEURALOP_ROLES",
+    "ROLES",
     "ModelRoles",
     "is_neuralop_fno",
     "model_roles",
@@ -60,6 +60,9 @@ __all__ = [
     "neuralop_n_modes",
     "tensor_state",
 ]
+
+#: The roles a parameter can have (what the SP/µP table scales by).
+ROLES = ("lifting", "spectral", "pointwise", "projection", "bias")
 
 #: neuraloperator 2.0's ``FNO`` parameter names (full match) -> role, first match wins.
 NEURALOP_ROLES: tuple[tuple[str, str], ...] = (
@@ -335,18 +338,12 @@ def model_roles(
     if isinstance(roles, ModelRoles):
         roles.check(model)
         return roles
-    if roles is None and isinstance(model, FNO):
-        spec = ModelRoles(
-            model.param_roles(),
-            model.modes,
-            model.dim,
-            {
-                f"layers.{i}.spectral.weight": (conv.in_channels, conv.out_channels)
-                for i, conv in enumerate(model.spectral_layers())
-            },
-            draw_all=True,
-            source="transfer_tune",
-        )
+    if roles is None and callable(getattr(model, "role_spec", None)):
+        spec = model.role_spec()  # a model that describes itself: transfer-tune's FNO
+        if not isinstance(spec, ModelRoles):
+            raise TransferTuneError(
+                f"{type(model).__name__}.role_spec() returned {type(spec).__name__}, not ModelRoles"
+            )
     elif roles is None and is_neuralop_fno(model):
         spec = _neuralop_roles(model)
     elif roles is None and callable(getattr(model, "param_roles", None)):

@@ -27,10 +27,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from pdes.checks import as_int
+from transfer_tune.core.adapters import ModelRoles
 from transfer_tune.core.spectral_autograd import from_modes, mode_matmul, to_modes
 from transfer_tune.errors import TransferTuneError
-
-ROLES = ("lifting", "spectral", "pointwise", "projection", "bias")
 
 
 def check_modes(modes: int, grid: Sequence[int]) -> None:
@@ -291,7 +290,7 @@ class FNO(nn.Module):
         generator : torch.Generator, optional
             Source of the draws; ``None`` draws from the global RNG (``torch.manual_seed``).
         """
-        # imported here: parametrization reads ROLES from this module
+        # imported here: the table (parametrization -> adapters) sits above the model
         from transfer_tune.core.parametrization import get_parametrization
 
         get_parametrization("sp", base_modes=self.modes).initialize(self, generator)
@@ -327,6 +326,21 @@ class FNO(nn.Module):
     def param_roles(self) -> dict[str, str]:
         """Role of every parameter by name, assigned when the model was built."""
         return dict(self._roles)
+
+    def role_spec(self) -> ModelRoles:
+        """Roles, K, dimension and spectral fan-in/out of this model, for the SP/µP table
+        (what :func:`transfer_tune.core.adapters.model_roles` returns for it)."""
+        return ModelRoles(
+            self.param_roles(),
+            self.modes,
+            self.dim,
+            {
+                f"layers.{i}.spectral.weight": (conv.in_channels, conv.out_channels)
+                for i, conv in enumerate(self.spectral_layers())
+            },
+            draw_all=True,
+            source="transfer_tune",
+        )
 
     def spectral_layers(self) -> list[SpectralConv]:
         """The spectral convolutions R, one per Fourier layer."""

@@ -47,8 +47,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from transfer_tune.core.adapters import ModelRoles, model_roles
-from transfer_tune.core.model import ROLES
+from transfer_tune.core.adapters import ROLES, ModelRoles, model_roles
 from transfer_tune.errors import TransferTuneError
 
 KINDS = ("sp", "mup")
