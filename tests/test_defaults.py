@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import TINY_BURGERS
 from transfer_tune.analysis.landscape import runner
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search import proxy, workers
 from transfer_tune.search import tune as tune_module
-from transfer_tune.search import workers
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import get_storage
 from transfer_tune.search.tune import tune
@@ -43,7 +43,7 @@ def test_tune_with_32_samples_and_the_default_space_runs_and_says_so(tmp_path, c
     assert len(lines) == 1 and "restricted to [8, 16, 32]" in lines[0]
     assert study.user_attrs["search_space"]["batch_size"] == [8, 16, 32]
     assert study.trials[0].params["batch_size"] <= 32
-    assert study.metric_names == [tune_module.METRIC_NAME] == ["val rel-L2 (normalised)"]
+    assert study.metric_names == [proxy.METRIC_NAME] == ["val rel-L2 (normalised)"]
     with pytest.raises(TransferTuneError, match="batch_size 64"):  # an explicit range still fails
         tune(
             "burgers",

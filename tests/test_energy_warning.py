@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
 from transfer_tune.api import tune_then_transfer
-from transfer_tune.search.transfer import TargetEnergyWarning, energy_warning
+from transfer_tune.search.preflight import TargetEnergyWarning, energy_warning
 
 TINY = TINY_WORKFLOW
 

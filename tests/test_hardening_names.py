@@ -27,6 +27,7 @@ from transfer_tune.api import tune_then_transfer
 from transfer_tune.cli import main
 from transfer_tune.core import factory
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.proxy import run_worker
 from transfer_tune.search.storage import (
     MAX_NAME_LENGTH,
     check_study_name,
@@ -36,7 +37,7 @@ from transfer_tune.search.storage import (
     safe_filename,
 )
 from transfer_tune.search.transfer import transfer
-from transfer_tune.search.tune import run_worker, tune
+from transfer_tune.search.tune import tune
 
 SHAPE = dict(dim=1, modes=4, width=8, n_layers=2, in_channels=1, out_channels=1)
 

@@ -22,9 +22,10 @@ from optuna.trial import TrialState
 from tests.conftest import TINY_BURGERS
 from tests.pg import pg_server
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.proxy import count_finished
 from transfer_tune.search.storage import checkpoint_dir, get_storage
 from transfer_tune.search.transfer import transfer
-from transfer_tune.search.tune import count_finished, tune
+from transfer_tune.search.tune import tune
 
 ROOT = Path(__file__).parents[1]
 TINY_TUNE = dict(

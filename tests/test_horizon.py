@@ -8,14 +8,14 @@ import optuna
 import pytest
 
 from tests.conftest import TINY_BURGERS
-from transfer_tune.analysis.horizon import (
+from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.horizon_stats import (
     CurveSet,
     analyse,
     analyse_all,
     choose_horizon,
     markdown_table,
 )
-from transfer_tune.errors import TransferTuneError
 
 SMALL = {"width": 4, "n_layers": 1, "search_space": {"batch_size": [8, 16]}, "progress": False}
 

@@ -11,8 +11,9 @@ from tests.conftest import TINY_BURGERS
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.proxy import ProxySetup, best_values
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.tune import ProxySetup, best_values, tune
+from transfer_tune.search.tune import tune
 
 TINY = dict(width=8, n_layers=2, epochs=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8, 16]}

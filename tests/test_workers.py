@@ -26,8 +26,10 @@ from optuna.trial import TrialState
 
 from tests.conftest import TINY_BURGERS
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.proxy import run_worker
 from transfer_tune.search.storage import get_storage, normalize_url
-from transfer_tune.search.tune import open_study_storage, run_worker, tune
+from transfer_tune.search.tune import tune
+from transfer_tune.search.workers import open_study_storage
 
 TINY = dict(width=8, n_layers=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8]}

@@ -12,22 +12,20 @@ import optuna
 from pdes import load_problem
 from pdes.checks import as_int
 from transfer_tune.search.compute import compute_summary
-from transfer_tune.search.preflight import estimated_shape
-from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.storage import check_study_name, dashboard_command, normalize_url
-from transfer_tune.search.transfer import (
+from transfer_tune.search.preflight import (
     TargetEnergyWarning,
-    TargetPlan,
-    TargetResult,
     added_target_energy,
     check_target,
     check_target_args,
     check_target_k,
     energy_warning,
-    plan_transfer,
-    run_target,
+    estimated_shape,
 )
-from transfer_tune.search.tune import best_values, tune
+from transfer_tune.search.proxy import best_values
+from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.storage import check_study_name, dashboard_command, normalize_url
+from transfer_tune.search.transfer import TargetPlan, TargetResult, plan_transfer, run_target
+from transfer_tune.search.tune import tune
 
 
 @dataclass

@@ -109,9 +109,10 @@ def _check_study_args(args: argparse.Namespace) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from transfer_tune.search.proxy import best_values
     from transfer_tune.search.spec import load_spec
     from transfer_tune.search.storage import dashboard_command, normalize_url, redact_url
-    from transfer_tune.search.tune import best_values, tune
+    from transfer_tune.search.tune import tune
 
     kw = load_spec(args.spec).tune_kwargs()
     kw.update(_given(n_trials=args.n_trials, n_jobs=args.n_jobs, study_name=args.study_name))
@@ -256,8 +257,9 @@ _WORKER_OPTIONS = ("seed", "sampler", "pruner", "device", "heartbeat_interval", 
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
-    from transfer_tune.search import tune as proxy
+    from transfer_tune.search import proxy
     from transfer_tune.search.storage import get_storage, normalize_url
+    from transfer_tune.search.workers import open_study_storage
 
     _check_study_args(args)
     url = normalize_url(args.storage)
@@ -269,7 +271,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         progress=True,
         **_given(**{key: getattr(args, key) for key in _WORKER_OPTIONS}),
     )
-    study = optuna.load_study(study_name=args.study, storage=proxy.open_study_storage(url))
+    study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {proxy.count_finished(study)} finished")
     proxy.best_values(study)  # a clear error when no trial completed
     print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")
@@ -331,10 +333,10 @@ def _horizon_arg(text: str) -> int | str:
 def _cmd_horizon(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transfer_tune.analysis.horizon import analyse_all, markdown_table
     from transfer_tune.report.export import save_figure
     from transfer_tune.report.horizon_figure import horizon_figure
     from transfer_tune.report.readers import read_curves
+    from transfer_tune.search.horizon_stats import analyse_all, markdown_table
     from transfer_tune.search.storage import get_storage, normalize_url, safe_filename
 
     store = get_storage(normalize_url(args.storage), read_only=True)

@@ -436,7 +436,7 @@ def calibrate(
     from pdes import load_problem
     from transfer_tune.analysis.landscape import sweep
     from transfer_tune.core.flops import TrialEpochs, run_flops
-    from transfer_tune.search.tune import ProxySetup, best_values
+    from transfer_tune.search.proxy import ProxySetup, best_values
 
     n_modes = 3 if modes is None else len(modes)
     if values is None:  # the runs are counted before the study is opened

@@ -1,6 +1,6 @@
 """Plotly figure of the training horizon; it only draws.
 
-:func:`horizon_figure` takes :class:`~transfer_tune.analysis.horizon.HorizonResult` objects
+:func:`horizon_figure` takes :class:`~transfer_tune.search.horizon_stats.HorizonResult` objects
 (one per study: a sweep's (parametrization, K), or one proxy study) and returns a figure with
 two rows (Spearman rank correlation with the final loss; regret of the early leader) against
 the epoch, one column per parametrization (µP beside SP), one line per K. Dashed lines mark
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from transfer_tune.analysis.horizon import HorizonResult
 from transfer_tune.core.parametrization import display_name
 from transfer_tune.report import style
+from transfer_tune.search.horizon_stats import HorizonResult
 
 __all__ = ["horizon_figure"]
 

@@ -260,15 +260,15 @@ def read_curves(storage: Any, name: str) -> list[Any]:
     """Per-epoch validation losses of a landscape sweep or a proxy study, for the horizon.
 
     A sweep (``name`` is a sweep's name) gives one
-    :class:`~transfer_tune.analysis.horizon.CurveSet` per (parametrization, K) study, µP
+    :class:`~transfer_tune.search.horizon_stats.CurveSet` per (parametrization, K) study, µP
     first; a configuration is a grid point, its curve the mean over its seeds, and a point
     with a pruned (diverged) seed is left out (its trials are counted in ``n_pruned``). A
     proxy study (any other ``name``) gives one curve set whose configurations are its
     complete trials; pruned trials are counted in ``n_pruned``. Failed, running and waiting
     trials are ignored. Nothing is trained.
     """
-    from transfer_tune.analysis.horizon import CurveSet
     from transfer_tune.analysis.landscape.readback import sweep_studies
+    from transfer_tune.search.horizon_stats import CurveSet
 
     store = _store(storage)
     studies = sweep_studies(store, name)

@@ -13,8 +13,8 @@ import optuna
 from optuna.trial import TrialState
 
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops, train_step_flops
+from transfer_tune.search.proxy import ProxySetup
 from transfer_tune.search.transfer import TargetPlan
-from transfer_tune.search.tune import ProxySetup
 
 #: Trial states whose epochs cost compute (surplus trials, failed at once, are skipped).
 _RAN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -1,7 +1,7 @@
 """The proxy search's training horizon: fixed, or measured by a pilot (``horizon="auto"``).
 
-Kept beside :mod:`transfer_tune.search.tune`, which calls :func:`set_horizon` before the
-search; the statistics are :mod:`transfer_tune.analysis.horizon`'s.
+:func:`transfer_tune.search.tune.tune` calls :func:`set_horizon` before the search; the
+statistics are :mod:`transfer_tune.search.horizon_stats`'s.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import optuna
 from optuna.trial import TrialState
 
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.tune import (
-    _FINISHED,
-    ProxySetup,
-    create_proxy_study,
-    run_worker,
-)
+from transfer_tune.search.horizon_stats import CurveSet, analyse
+from transfer_tune.search.proxy import FINISHED, ProxySetup, create_proxy_study, run_worker
 
 #: Trials of the ``horizon="auto"`` pilot (TPE's random start-up trials, run to full length).
 PILOT_TRIALS = 5
@@ -73,7 +69,7 @@ def pilot_horizon(
 
     1. Run ``min(PILOT_TRIALS, n_trials)`` trials with the random sampler and no pruner, at
        the full ``setup.epochs``, in the study ``"{name}-pilot"`` (same setup; resumable).
-    2. :func:`transfer_tune.analysis.horizon.analyse` their per-epoch validation losses: the
+    2. :func:`transfer_tune.search.horizon_stats.analyse` their per-epoch validation losses: the
        horizon h is the shortest epoch from which Spearman >= 0.9 and regret <= 2 % hold at
        every later epoch (``setup.epochs`` when the pilot cannot tell: fewer than two
        complete trials, or no earlier epoch qualifies).
@@ -84,8 +80,6 @@ def pilot_horizon(
 
     Returns the evidence stored as the study's ``horizon`` attribute.
     """
-    from transfer_tune.analysis.horizon import CurveSet, analyse
-
     pilot = create_proxy_study(setup, url, f"{study.study_name}-pilot", "random", "none")
     pilot.set_user_attr("pilot_of", study.study_name)
     n_pilot = min(PILOT_TRIALS, n_trials)
@@ -99,7 +93,7 @@ def pilot_horizon(
         device=device,
         progress=progress,
     )
-    trials = [t for t in pilot.get_trials(deepcopy=False) if t.state in _FINISHED]
+    trials = [t for t in pilot.get_trials(deepcopy=False) if t.state in FINISHED]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     curves = {t.number: {s + 1: v for s, v in t.intermediate_values.items()} for t in complete}
     evidence: dict[str, Any] = {"mode": "auto", "of": setup.epochs, "pilot_study": pilot.study_name}

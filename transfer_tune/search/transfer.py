@@ -44,16 +44,14 @@ from transfer_tune.core.train import (
     resolve_device,
 )
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.search.preflight import (  # noqa: F401  (re-exported)
-    ADDED_ENERGY_MIN,
-    TargetEnergyWarning,
+from transfer_tune.search.preflight import (
     added_target_energy,
-    check_data,
     check_target,
     check_target_args,
     check_target_k,
     energy_warning,
 )
+from transfer_tune.search.proxy import ProxySetup, best_values
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import (
     check_study_name,
@@ -63,7 +61,6 @@ from transfer_tune.search.storage import (
     redact_url,
     safe_filename,
 )
-from transfer_tune.search.tune import ProxySetup, best_values
 from transfer_tune.search.workers import WORKER_ATTR, record_worker, trial_worker_gone
 
 #: The target study's objective, as the dashboard names it (``metrics["test_l2"]``: outputs
