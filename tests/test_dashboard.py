@@ -54,7 +54,7 @@ from transfer_tune.report.dashboard import (
     serve,
     sweep_note,
 )
-from transfer_tune.report.figures import tuning_history_figure
+from transfer_tune.report.history import tuning_history_figure
 from transfer_tune.report.notes import with_workflow_link
 from transfer_tune.report.readers import open_study, read_proxy_history, read_target, study_ids
 from transfer_tune.search.storage import artifact_dir, get_storage

@@ -11,15 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
+from transfer_tune.analysis.curves import Curves, landscape_curves, refine_minimum
 from transfer_tune.analysis.landscape import LandscapeRow, SweepResult
-from transfer_tune.analysis.optimum import (
-    Curves,
-    analyze_optimum,
-    classify_shift,
-    landscape_curves,
-    refine_minimum,
-    rule_shift,
-)
+from transfer_tune.analysis.optimum import analyze_optimum, classify_shift, rule_shift
 from transfer_tune.analysis.stability import failed_runs, stability_edge, stability_edges
 from transfer_tune.analysis.stats import (
     Interval,

@@ -19,8 +19,8 @@ from transfer_tune.report.figures import (
     landscape_figure,
     optimum_figure,
     spectral_norm_figure,
-    tuning_history_figure,
 )
+from transfer_tune.report.history import tuning_history_figure
 from transfer_tune.report.readers import ProxyHistory, TargetRun, TrialRecord
 
 LRS = (2.0 ** np.arange(-12, -5.5, 0.5)).tolist()

@@ -51,9 +51,7 @@ from typing import Any
 import numpy as np
 
 from transfer_tune.analysis.curves import (
-    LOSSES,
     Curves,
-    Scale,
     landscape_curves,
     refine_minimum,
     scale_for,
@@ -71,19 +69,13 @@ from transfer_tune.core.parametrization import display_name, get_parametrization
 from transfer_tune.errors import TransferTuneError
 
 __all__ = [
-    "LOSSES",
-    "Curves",
     "Gap",
     "Optimum",
     "OptimumAnalysis",
-    "Scale",
     "Verdict",
     "analyze_optimum",
     "classify_shift",
-    "landscape_curves",
-    "refine_minimum",
     "rule_shift",
-    "scale_for",
 ]
 
 VERDICTS = ("transfers", "drifts", "inconclusive")

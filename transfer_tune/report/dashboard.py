@@ -66,12 +66,8 @@ __all__ = [
     "annotate_sweep",
     "artifact_store",
     "dashboard_url",
-    "proxy_note",
     "serve",
-    "sweep_note",
-    "target_note",
     "upload_file",
-    "Workflow",
 ]
 
 

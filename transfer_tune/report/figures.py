@@ -24,25 +24,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from transfer_tune.analysis.curves import Curves, landscape_curves, scale_for
 from transfer_tune.analysis.landscape import SweepResult
-from transfer_tune.analysis.optimum import (
-    Curves,
-    OptimumAnalysis,
-    analyze_optimum,
-    landscape_curves,
-    scale_for,
-)
+from transfer_tune.analysis.optimum import OptimumAnalysis, analyze_optimum
 from transfer_tune.core.parametrization import display_name, get_parametrization
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.report import style
-from transfer_tune.report.history import tuning_history_figure
 
 __all__ = [
     "heatmap_figure",
     "landscape_figure",
     "optimum_figure",
     "spectral_norm_figure",
-    "tuning_history_figure",
 ]
 
 
