@@ -14,13 +14,11 @@ import argparse
 import torch
 
 from pdes import get_problem
-from transfer_tune.api import tune_then_transfer
-from transfer_tune.core.model import FNO
-from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune import tune_then_transfer
+from transfer_tune.model import FNO
+from transfer_tune.parametrization import get_parametrization
+from transfer_tune.report import read_proxy_history, save_figure, tuning_history_figure
 from transfer_tune.report.dashboard import annotate_proxy_study
-from transfer_tune.report.export import save_figure
-from transfer_tune.report.figures import tuning_history_figure
-from transfer_tune.report.readers import read_proxy_history
 from transfer_tune.search.storage import dashboard_command, normalize_url
 
 
