@@ -1,4 +1,7 @@
-"""Shared test set-up: one dataset cache per test session, quiet Optuna."""
+"""Shared test set-up: one dataset cache per test session, quiet Optuna.
+
+The named test sizes live in ``tests/sizes.py``.
+"""
 
 import optuna
 import pytest
@@ -17,29 +20,3 @@ def _session_cache(tmp_path_factory):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     yield
     mp.undo()
-
-
-#: A tiny Burgers problem: enough for the workflow to run end to end in seconds.
-#: (A coarse fine grid and a large step: the data only need to exist, not to be exact.)
-TINY_BURGERS = {
-    "resolution": 64,
-    "n_train": 32,
-    "n_val": 8,
-    "n_test": 8,
-    "n_fine": 256,
-    "dt": 0.002,
-}
-
-#: tune_then_transfer's sizing for tests of the workflow's checks (one epoch, two trials).
-TINY_WORKFLOW = dict(
-    proxy_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=2,
-    proxy_epochs=1,
-    target_epochs=1,
-    device="cpu",
-    search_space={"batch_size": [8, 16]},
-    progress=False,
-    annotate=False,
-)

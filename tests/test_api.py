@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops
 from transfer_tune.errors import TransferTuneError

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pdes import get_problem
-from tests.conftest import TINY_BURGERS
+from tests.sizes import SPEC, TINY_BURGERS, TUNE_ONE_TRIAL
 from transfer_tune.cli import main
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
@@ -498,14 +498,6 @@ def to_toml(spec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: A spec that runs in a second; the tests below break one or two of its entries.
-TINY_SPEC = {
-    "problem": {"name": "burgers", **TINY_BURGERS},
-    "model": {"width": 8, "n_layers": 2, "proxy_modes": 4, "target_modes": 8},
-    "tune": {"n_trials": 1, "epochs": 1},
-    "target": {"epochs": 1},
-    "search_space": {"batch_size": [8]},
-}
 #: Junk for spec entries; no None (TOML has none) and no int above 8 (kept cheap when valid).
 SPEC_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=5)
 #: Junk for spec entries, mostly plain scalars; no int above 8 (cheap when valid).
@@ -524,7 +516,7 @@ SPEC_JUNK = st.one_of(
     ),
 )
 #: (table, key) pairs to break.
-SPEC_SLOTS = [(t, k) for t, entries in TINY_SPEC.items() for k in entries] + [
+SPEC_SLOTS = [(t, k) for t, entries in SPEC.items() for k in entries] + [
     ("model", "nope"),
     ("tune", "sampler"),
     ("tune", "pruner"),
@@ -548,7 +540,7 @@ SPEC_SLOTS = [(t, k) for t, entries in TINY_SPEC.items() for k in entries] + [
 @st.composite
 def broken_specs(draw):
     """The tiny spec with zero to two entries replaced (or added) by junk."""
-    spec = {t: dict(v) for t, v in TINY_SPEC.items()}
+    spec = {t: dict(v) for t, v in SPEC.items()}
     for _ in range(draw(st.integers(min_value=0, max_value=2))):
         table, key = draw(st.sampled_from(SPEC_SLOTS))
         spec.setdefault(table, {})[key] = draw(SPEC_JUNK)
@@ -662,7 +654,7 @@ def test_cli_transfer(
 )
 def test_cli_data(name, sizes, resolution, seed, path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli-data")
-    (folder / "spec.toml").write_text(to_toml(TINY_SPEC), encoding="utf-8")
+    (folder / "spec.toml").write_text(to_toml(SPEC), encoding="utf-8")
     argv = ["data", name, "--cache-dir", str(folder / "cache")]
     if resolution is not None:
         argv += ["--resolution", resolution]
@@ -708,21 +700,9 @@ def test_file_problem_path_must_be_a_path():  # was a TypeError from os.fspath
         get_problem("file", path=[None])
 
 
-TINY_TUNE = dict(
-    width=8,
-    n_layers=2,
-    n_trials=1,
-    epochs=1,
-    problem_overrides=TINY_BURGERS,
-    search_space={"batch_size": [8]},
-    device="cpu",
-    progress=False,
-)
-
-
 @pytest.mark.parametrize("seed", [0.5, -1, "0"])
 def test_tune_seed_is_validated(seed, tmp_path):  # 0.5 and -1 reached numpy
-    kw = {**TINY_TUNE, "storage": f"sqlite:///{tmp_path / 's.db'}"}
+    kw = {**TUNE_ONE_TRIAL, "storage": f"sqlite:///{tmp_path / 's.db'}"}
     with pytest.raises(TransferTuneError, match="seed"):
         tune("burgers", 4, seed=seed, **kw)
 
@@ -730,14 +710,14 @@ def test_tune_seed_is_validated(seed, tmp_path):  # 0.5 and -1 reached numpy
 def test_epochs_are_checked_before_the_study_is_created(tmp_path):
     # epochs=0 was caught only inside the first trial, after the study had been created with
     # it, so the corrected command was refused as a "different setup"
-    kw = {**TINY_TUNE, "storage": f"sqlite:///{tmp_path / 's.db'}", "study_name": "typo"}
+    kw = {**TUNE_ONE_TRIAL, "storage": f"sqlite:///{tmp_path / 's.db'}", "study_name": "typo"}
     with pytest.raises(TransferTuneError, match="epochs"):
         tune("burgers", 4, **{**kw, "epochs": 0})
     tune("burgers", 4, **kw)  # the corrected command works
 
 
 def test_cli_tune_where_every_trial_diverges(tmp_path):  # was optuna's ValueError
-    spec = {**TINY_SPEC, "search_space": {"batch_size": [8], "lr": 10.0}}
+    spec = {**SPEC, "search_space": {"batch_size": [8], "lr": 10.0}}
     path = tmp_path / "spec.toml"
     path.write_text(to_toml(spec), encoding="utf-8")
     argv = ["tune", str(path), "--storage", str(tmp_path / "s.db"), "--device", "cpu"]
@@ -761,14 +741,14 @@ def test_plan_only_refuses_a_k_the_grid_cannot_hold(proxy_study):  # printed a p
 
 
 def test_tune_study_name_must_be_a_string(tmp_path):  # reached the database insert
-    kw = {**TINY_TUNE, "storage": f"sqlite:///{tmp_path / 's.db'}"}
+    kw = {**TUNE_ONE_TRIAL, "storage": f"sqlite:///{tmp_path / 's.db'}"}
     with pytest.raises(TransferTuneError, match="study_name"):
         tune("burgers", 4, study_name=[0], **kw)
 
 
 def test_cli_tune_n_trials_zero_is_refused(tmp_path):  # `--n-trials 0` ran the spec's n_trials
     path = tmp_path / "spec.toml"
-    path.write_text(to_toml(TINY_SPEC), encoding="utf-8")
+    path.write_text(to_toml(SPEC), encoding="utf-8")
     argv = ["tune", str(path), "--n-trials", "0", "--storage", str(tmp_path / "s.db")]
     code, out, err = run_main([*argv, "--device", "cpu"])
     assert code == 2 and "n_trials" in err, (code, out[-200:], err[-200:])

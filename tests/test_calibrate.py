@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from transfer_tune.analysis.calibrate import (
     Calibration,
     calibration_from_curves,

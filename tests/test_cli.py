@@ -6,35 +6,8 @@ import sys
 
 import pytest
 
+from tests.sizes import CLI_SPEC_TOML
 from transfer_tune.cli import main
-
-TINY_SPEC = """
-[problem]
-name = "burgers"
-resolution = 64
-n_fine = 256
-dt = 0.002
-n_train = 32
-n_val = 8
-n_test = 8
-
-[model]
-width = 8
-n_layers = 2
-proxy_modes = 4
-target_modes = 8
-
-[tune]
-n_trials = 2
-epochs = 1
-study_name = "cli"
-
-[target]
-epochs = 1
-
-[search_space]
-batch_size = [8, 16]
-"""
 
 
 def run_cli(*args, cwd=None):
@@ -81,7 +54,7 @@ def test_bad_spec_exits_2_with_one_line(tmp_path, capsys, content, message):
 
 def test_tune_then_transfer_from_the_cli(tmp_path, capsys):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(CLI_SPEC_TOML)
     db = str(tmp_path / "s.db")
     assert main(["tune", str(spec), "--storage", db, "--device", "cpu"]) == 0
     out = capsys.readouterr().out

@@ -32,7 +32,7 @@ from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from tests.synthetic import operator_task
 from transfer_tune.analysis.coord_check import coord_check
 from transfer_tune.analysis.landscape import (

@@ -8,7 +8,7 @@ import os
 import optuna
 import pytest
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS, TUNE_ONE_EPOCH
 from transfer_tune.analysis.landscape import runner
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search import proxy, workers
@@ -17,8 +17,6 @@ from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import get_storage
 from transfer_tune.search.tune import tune
 from transfer_tune.search.workers import available_cores, torch_threads
-
-TINY = dict(width=8, n_layers=2, epochs=1, device="cpu", progress=False)
 
 
 def test_default_batch_sizes_are_restricted_to_the_training_set():
@@ -38,7 +36,9 @@ def test_default_batch_sizes_are_restricted_to_the_training_set():
 def test_tune_with_32_samples_and_the_default_space_runs_and_says_so(tmp_path, caplog):
     url = f"sqlite:///{tmp_path / 's.db'}"
     with caplog.at_level(logging.WARNING, logger="transfer_tune"):
-        study = tune("burgers", 4, n_trials=1, storage=url, problem_overrides=TINY_BURGERS, **TINY)
+        study = tune(
+            "burgers", 4, n_trials=1, storage=url, problem_overrides=TINY_BURGERS, **TUNE_ONE_EPOCH
+        )
     lines = [r.getMessage() for r in caplog.records if r.name == "transfer_tune"]
     assert len(lines) == 1 and "restricted to [8, 16, 32]" in lines[0]
     assert study.user_attrs["search_space"]["batch_size"] == [8, 16, 32]
@@ -53,7 +53,7 @@ def test_tune_with_32_samples_and_the_default_space_runs_and_says_so(tmp_path, c
             study_name="explicit",
             search_space={"batch_size": [16, 64]},
             problem_overrides=TINY_BURGERS,
-            **TINY,
+            **TUNE_ONE_EPOCH,
         )
 
 
@@ -84,7 +84,7 @@ def test_tune_workers_run_on_cores_over_n_jobs_threads(tmp_path):
         storage=url,
         search_space={"batch_size": [8, 16]},
         problem_overrides=TINY_BURGERS,
-        **TINY,
+        **TUNE_ONE_EPOCH,
     )
     study = optuna.load_study(study_name=study.study_name, storage=get_storage(url))
     ran = [t for t in study.trials if "torch_threads" in t.user_attrs]

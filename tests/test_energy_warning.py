@@ -7,11 +7,9 @@ import sys
 
 import pytest
 
-from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
+from tests.sizes import TINY_BURGERS, WORKFLOW
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.search.preflight import TargetEnergyWarning, energy_warning
-
-TINY = TINY_WORKFLOW
 
 
 def test_data_spectrum_prints_the_table_and_writes_the_figure(tmp_path):
@@ -42,12 +40,12 @@ def test_a_smooth_problem_warns_before_the_search_and_plans_record_the_energy(tm
     with pytest.warns(TargetEnergyWarning, match="adds only"):
         result = tune_then_transfer(
             "burgers", target_modes=16, storage=f"sqlite:///{tmp_path / 'a.db'}",
-            problem_overrides=smooth, **TINY,
+            problem_overrides=smooth, **WORKFLOW,
         )  # fmt: skip
     assert result.target_plan.added_energy < 1e-3
     assert "not by the proxy's K" in result.target_plan.table()
     rough = tune_then_transfer(
         "burgers", target_modes=16, storage=f"sqlite:///{tmp_path / 'b.db'}",
-        problem_overrides=TINY_BURGERS, **TINY,
+        problem_overrides=TINY_BURGERS, **WORKFLOW,
     )  # fmt: skip
     assert rough.target_plan.added_energy > 1e-2 and rough.target_plan.energy_warning() is None

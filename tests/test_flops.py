@@ -19,8 +19,9 @@ from transfer_tune.core.flops import (
 from transfer_tune.core.model import FNO
 from transfer_tune.search.compute import trial_epochs
 
+# Sizes of their own (not tests/sizes.py): the FLOPs and parameters below are counted by hand.
 # 1-D, K = 2, width 2, one layer, no grid features, projection width 2, on a 4-point grid.
-TINY_1D = dict(
+COUNTED_1D = dict(
     dim=1,
     modes=2,
     width=2,
@@ -39,7 +40,7 @@ FORWARD_1D = 304
 PARAMS_1D = 35
 
 # 2-D, K = 2, width 1, one layer, grid features on (lift_in = 1 + 2), projection width 1, 4 x 4.
-TINY_2D = dict(
+COUNTED_2D = dict(
     dim=2, modes=2, width=1, n_layers=1, in_channels=1, out_channels=1, projection_width=1
 )
 # By hand: rfft along the last axis 2.5*16*2 = 80, then 4 rows x 2 kept columns = 8 complex
@@ -49,15 +50,19 @@ FORWARD_2D = 688
 
 
 def test_forward_flops_by_hand():
-    assert forward_flops(TINY_1D, (4,)) == FORWARD_1D
-    assert forward_flops(TINY_1D, (4,), batch=3) == 3 * FORWARD_1D
-    assert forward_flops(TINY_2D, (4, 4)) == FORWARD_2D
-    assert train_step_flops(TINY_2D, (4, 4), 5) == 3 * 5 * FORWARD_2D
+    assert forward_flops(COUNTED_1D, (4,)) == FORWARD_1D
+    assert forward_flops(COUNTED_1D, (4,), batch=3) == 3 * FORWARD_1D
+    assert forward_flops(COUNTED_2D, (4, 4)) == FORWARD_2D
+    assert train_step_flops(COUNTED_2D, (4, 4), 5) == 3 * 5 * FORWARD_2D
 
 
 @pytest.mark.parametrize(
     "config",
-    [TINY_1D, TINY_2D, dict(dim=2, modes=16, width=32, n_layers=4, in_channels=1, out_channels=1)],
+    [
+        COUNTED_1D,
+        COUNTED_2D,
+        dict(dim=2, modes=16, width=32, n_layers=4, in_channels=1, out_channels=1),
+    ],
 )
 def test_parameter_count_matches_the_model(config):
     model = FNO(**config)
@@ -66,8 +71,8 @@ def test_parameter_count_matches_the_model(config):
 
 
 def test_parameter_count_and_adam_by_hand():
-    assert parameter_count(TINY_1D) == PARAMS_1D
-    assert optimizer_step_flops(TINY_1D) == ADAM_FLOPS_PER_PARAMETER * PARAMS_1D == 420
+    assert parameter_count(COUNTED_1D) == PARAMS_1D
+    assert optimizer_step_flops(COUNTED_1D) == ADAM_FLOPS_PER_PARAMETER * PARAMS_1D == 420
 
 
 def test_run_flops_by_hand():
@@ -77,19 +82,19 @@ def test_run_flops_by_hand():
     per_epoch = 3 * FORWARD_1D * 5 + 3 * 420  # 4560 + 1260
     expected = 3 * per_epoch + 2 * FORWARD_1D * 3 + FORWARD_1D * 4
     assert expected == 20500
-    assert run_flops(TINY_1D, (4,), 5, 3, run, n_test=4) == 20500
+    assert run_flops(COUNTED_1D, (4,), 5, 3, run, n_test=4) == 20500
     # the batch size changes only the number of Adam updates
     one_batch = TrialEpochs(batch_size=5, train_epochs=3, val_epochs=2)
-    assert run_flops(TINY_1D, (4,), 5, 3, run) - run_flops(TINY_1D, (4,), 5, 3, one_batch) == (
-        3 * (3 - 1) * 420
-    )
+    assert run_flops(COUNTED_1D, (4,), 5, 3, run) - run_flops(
+        COUNTED_1D, (4,), 5, 3, one_batch
+    ) == (3 * (3 - 1) * 420)
 
 
 def test_search_flops_sums_every_trial_by_hand():
     trials = [TrialEpochs(2, 3, 2), TrialEpochs(5, 1)]  # a pruned-looking and a 1-epoch trial
     # first: 3 * 5820 + 2 * 912 = 19284; second: (4560 + 420) + 912 = 5892
-    assert search_flops(trials, TINY_1D, (4,), 5, 3) == 19284 + 5892 == 25176
-    assert search_flops([], TINY_1D, (4,), 5, 3) == 0
+    assert search_flops(trials, COUNTED_1D, (4,), 5, 3) == 19284 + 5892 == 25176
+    assert search_flops([], COUNTED_1D, (4,), 5, 3) == 0
 
 
 def test_trial_epochs_rejects_impossible_records():
@@ -127,6 +132,6 @@ def test_trial_epochs_read_from_a_study():
         TrialEpochs(16, 1, 1),
     ]
     assert math.isclose(
-        search_flops(trial_epochs(study), TINY_1D, (4,), 32, 8),
-        sum(run_flops(TINY_1D, (4,), 32, 8, r) for r in trial_epochs(study)),
+        search_flops(trial_epochs(study), COUNTED_1D, (4,), 32, 8),
+        sum(run_flops(COUNTED_1D, (4,), 32, 8, r) for r in trial_epochs(study)),
     )

@@ -21,14 +21,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
+from tests.sizes import TINY_BURGERS, WORKFLOW
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.samplers import make_sampler
 from transfer_tune.search.storage import checkpoint_dir, get_storage, redact_url, safe_filename
 from transfer_tune.search.transfer import transfer
-
-TINY = TINY_WORKFLOW
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +40,7 @@ def tuned(tmp_path_factory):
         storage=url,
         study_name="tiny",
         problem_overrides=TINY_BURGERS,
-        **TINY,
+        **WORKFLOW,
     )
     return url, folder
 
@@ -126,7 +124,7 @@ def _no_trials(url: str) -> bool:
 )
 def test_target_mistakes_fail_before_the_proxy_search(tmp_path, kwargs, message):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    args = {"target_modes": 16, "problem_overrides": TINY_BURGERS, **TINY, **kwargs}
+    args = {"target_modes": 16, "problem_overrides": TINY_BURGERS, **WORKFLOW, **kwargs}
     with pytest.raises(TransferTuneError, match=message):
         tune_then_transfer("burgers", storage=url, study_name="early", **args)
     assert _no_trials(url)
@@ -152,7 +150,7 @@ def test_non_finite_data_fails_before_the_proxy_search(tmp_path, split, bad):
             storage=url,
             study_name="nan",
             problem_overrides=overrides,
-            **TINY,
+            **WORKFLOW,
         )
     assert _no_trials(url)
 
@@ -352,7 +350,7 @@ def test_dashboard_refuses_an_empty_host_and_a_busy_port(tuned, tmp_path):
     ],
 )
 def test_api_mistakes_are_our_error(tmp_path, kwargs, words):
-    args = {"target_modes": 8, "problem_overrides": TINY_BURGERS, **TINY, **kwargs}
+    args = {"target_modes": 8, "problem_overrides": TINY_BURGERS, **WORKFLOW, **kwargs}
     with pytest.raises(TransferTuneError, match=words):
         tune_then_transfer("burgers", storage=f"sqlite:///{tmp_path / 's.db'}", **args)
 
@@ -360,7 +358,7 @@ def test_api_mistakes_are_our_error(tmp_path, kwargs, words):
 def test_a_problem_dict_without_a_name_is_our_error(tmp_path):
     with pytest.raises(TransferTuneError, match="needs a 'name' key"):
         tune_then_transfer(
-            {"resolution": 64}, target_modes=8, storage=f"sqlite:///{tmp_path / 's.db'}", **TINY
+            {"resolution": 64}, target_modes=8, storage=f"sqlite:///{tmp_path / 's.db'}", **WORKFLOW
         )
 
 

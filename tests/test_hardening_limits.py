@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_BURGERS, TINY_WORKFLOW
 
 from pdes import from_arrays, get_problem
 from pdes.generation import check_subsample_resolution
+from tests.sizes import TINY_BURGERS, WORKFLOW
 from transfer_tune.errors import TransferTuneError
 
 #: A regression must fail, not swap: every subprocess gets this address space at most.
@@ -146,7 +146,7 @@ def test_the_api_refuses_a_huge_model_before_the_search(tmp_path):
             problem_overrides=TINY_BURGERS,
             target_modes=8,
             storage=url,
-            **{**TINY_WORKFLOW, "n_layers": 100_000_000},
+            **{**WORKFLOW, "n_layers": 100_000_000},
         )
     assert "n_layers" in str(info.value)
     assert not (tmp_path / "w.db").exists()
@@ -318,6 +318,6 @@ def test_the_workflow_refuses_a_smaller_target_k_before_the_search(tmp_path):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     with pytest.raises(TransferTuneError, match="smaller than the proxy"):
         tune_then_transfer(
-            "burgers", problem_overrides=TINY_BURGERS, target_modes=2, storage=url, **TINY_WORKFLOW
+            "burgers", problem_overrides=TINY_BURGERS, target_modes=2, storage=url, **WORKFLOW
         )
     assert not (tmp_path / "k.db").exists()

@@ -21,8 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.artifacts import get_all_artifact_meta
 
-from tests.conftest import TINY_BURGERS, TINY_WORKFLOW
-from tests.test_cli import TINY_SPEC
+from tests.sizes import CLI_SPEC_TOML, TINY_BURGERS, WORKFLOW
 from transfer_tune.api import tune_then_transfer
 from transfer_tune.cli import main
 from transfer_tune.core import factory
@@ -62,7 +61,7 @@ def test_annotating_studies_named_like_paths_writes_no_file_outside(tmp_path, mo
         study_name=proxy,
         target_study_name=target,
         problem_overrides=TINY_BURGERS,
-        **{**TINY_WORKFLOW, "annotate": True},
+        **{**WORKFLOW, "annotate": True},
     )
     assert not (tmp_path / "absolute").exists()
     assert not (scratch / "escaped").exists() and not (tmp_path / "escaped").exists()
@@ -95,7 +94,7 @@ def test_annotating_studies_named_like_paths_writes_no_file_outside(tmp_path, mo
 )
 def test_bad_names_are_refused_before_any_study(tmp_path, name, words):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    kwargs = dict(storage=url, problem_overrides=TINY_BURGERS, **TINY_WORKFLOW)
+    kwargs = dict(storage=url, problem_overrides=TINY_BURGERS, **WORKFLOW)
     for key in ("study_name", "target_study_name"):
         with pytest.raises(TransferTuneError, match=words) as info:
             tune_then_transfer("burgers", target_modes=8, **{key: name}, **kwargs)
@@ -117,7 +116,7 @@ def test_ordinary_names_pass_unchanged():
 
 def test_cli_refuses_undecodable_and_long_names_in_one_line(tmp_path):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(CLI_SPEC_TOML)
     db = tmp_path / "s.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
     for args in (
@@ -141,7 +140,7 @@ def test_cli_refuses_undecodable_and_long_names_in_one_line(tmp_path):
 
 def test_spec_with_a_long_study_name_is_refused_when_read(tmp_path, capsys):
     spec = tmp_path / "long.toml"
-    spec.write_text(TINY_SPEC.replace('study_name = "cli"', f'study_name = "{"n" * 300}"'))
+    spec.write_text(CLI_SPEC_TOML.replace('study_name = "cli"', f'study_name = "{"n" * 300}"'))
     assert main(["run", str(spec), "--storage", str(tmp_path / "s.db")]) == 2
     err = capsys.readouterr().err
     assert "300 characters" in err and str(spec) in err

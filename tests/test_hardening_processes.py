@@ -19,8 +19,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_BURGERS
 from tests.pg import pg_server
+from tests.sizes import TUNE_UNPRUNED
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.proxy import count_finished
 from transfer_tune.search.storage import checkpoint_dir, get_storage
@@ -28,15 +28,6 @@ from transfer_tune.search.transfer import transfer
 from transfer_tune.search.tune import tune
 
 ROOT = Path(__file__).parents[1]
-TINY_TUNE = dict(
-    width=8,
-    n_layers=2,
-    search_space={"batch_size": [8, 16]},
-    problem_overrides=TINY_BURGERS,
-    pruner="none",
-    device="cpu",
-    progress=False,
-)
 #: A spec whose trials train long enough to be interrupted (tiny sizes, many epochs).
 LONG_SPEC = """
 [problem]
@@ -202,7 +193,7 @@ def test_killing_tune_with_two_jobs_stops_its_workers(tmp_path):
 def two_done(tmp_path) -> str:
     """A journal study ``reuse`` holding 2 finished trials."""
     url = f"journal:{tmp_path / 'r.journal'}"
-    tune("burgers", 4, n_trials=2, epochs=1, storage=url, study_name="reuse", **TINY_TUNE)
+    tune("burgers", 4, n_trials=2, epochs=1, storage=url, study_name="reuse", **TUNE_UNPRUNED)
     return url
 
 
@@ -221,7 +212,7 @@ def test_a_reused_pid_does_not_keep_a_dead_workers_trial_running(two_done):
     # recorded by an earlier process (another boot of this container) that had our pid
     number = _orphan(two_done, {WORKER_ATTR: worker_tag(), WORKER_ID_ATTR: "old-boot/123"})
     study = tune(
-        "burgers", 4, n_trials=3, epochs=1, storage=two_done, study_name="reuse", **TINY_TUNE
+        "burgers", 4, n_trials=3, epochs=1, storage=two_done, study_name="reuse", **TUNE_UNPRUNED
     )
     assert count_finished(study) == 3
     assert study.trials[number].state == TrialState.FAIL
@@ -233,7 +224,15 @@ def test_a_rerun_never_ends_short_silently(two_done):
     # a journal file serves one machine: a trial of another host cannot be checked from here
     _orphan(two_done, {WORKER_ATTR: "another-host:4242"})
     with pytest.raises(TransferTuneError, match=r"2 of 3 .*another-host:4242"):
-        tune("burgers", 4, n_trials=3, epochs=1, storage=two_done, study_name="reuse", **TINY_TUNE)
+        tune(
+            "burgers",
+            4,
+            n_trials=3,
+            epochs=1,
+            storage=two_done,
+            study_name="reuse",
+            **TUNE_UNPRUNED,
+        )
 
 
 HOLD_A_TRIAL = """
@@ -260,7 +259,13 @@ def test_a_rerun_waits_for_a_live_workers_last_trial(two_done, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "holding"
         study = tune(
-            "burgers", 4, n_trials=3, epochs=1, storage=two_done, study_name="reuse", **TINY_TUNE
+            "burgers",
+            4,
+            n_trials=3,
+            epochs=1,
+            storage=two_done,
+            study_name="reuse",
+            **TUNE_UNPRUNED,
         )
         assert count_finished(study) == 3  # when tune returns, not later
         assert holder.wait(timeout=60) == 0
@@ -322,7 +327,7 @@ def snapshot(tmp_path_factory) -> Path:
     """A finished proxy study (3 epochs, 3 trials) in an SQLite file and a journal copy."""
     folder = tmp_path_factory.mktemp("snapshot")
     url = f"sqlite:///{folder / 's.db'}"
-    tune("burgers", 4, n_trials=3, epochs=3, storage=url, study_name="snap", **TINY_TUNE)
+    tune("burgers", 4, n_trials=3, epochs=3, storage=url, study_name="snap", **TUNE_UNPRUNED)
     optuna.copy_study(
         from_study_name="snap",
         from_storage=url,

@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import HORIZON_MODEL, TINY_BURGERS
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.horizon_stats import (
     CurveSet,
@@ -16,8 +16,6 @@ from transfer_tune.search.horizon_stats import (
     choose_horizon,
     markdown_table,
 )
-
-SMALL = {"width": 4, "n_layers": 1, "search_space": {"batch_size": [8, 16]}, "progress": False}
 
 
 def settling_curves(settle: int = 3, epochs: int = 8, n: int = 6) -> dict[str, dict[int, float]]:
@@ -128,7 +126,7 @@ def _tune(storage, name, **kw):
         study_name=name,
         problem_overrides=TINY_BURGERS,
         device="cpu",
-        **{**SMALL, **args},
+        **{**HORIZON_MODEL, **args},
     )
 
 

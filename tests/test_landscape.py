@@ -19,6 +19,7 @@ import torch
 from optuna.trial import TrialState
 
 import transfer_tune.analysis.landscape.objective as objective
+from tests.sizes import SWEEP
 from tests.synthetic import operator_task
 from transfer_tune.analysis.landscape import (
     list_sweeps,
@@ -35,14 +36,6 @@ from transfer_tune.search.spec import load_spec
 from transfer_tune.search.storage import get_storage
 
 LRS = [1e-3, 1e-2, 30.0]  # the last one diverges
-TINY = {
-    "width": 8,
-    "n_layers": 2,
-    "model_options": {"projection_width": 16},
-    "hparams": {"batch_size": 8},
-    "device": "cpu",
-    "progress": False,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -90,14 +83,14 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_points(tmp_path, m
 
     monkeypatch.setattr(objective, "fit", counting_fit)
     with pytest.raises(KeyboardInterrupt):
-        sweep(data, test_data=test, **kwargs, **TINY)
+        sweep(data, test_data=test, **kwargs, **SWEEP)
     before = finished(url, "s")
     assert sum(len(v) for v in before.values()) == 3
     partial = load_sweep(url, "s")
     assert len(partial.rows) == 3 and not partial.complete
 
     calls.update(n=0, interrupt_at=-1)
-    result = sweep(data, test_data=test, **kwargs, **TINY)
+    result = sweep(data, test_data=test, **kwargs, **SWEEP)
     assert calls["n"] == 12 - 3  # only the unfinished grid points ran
     after = finished(url, "s")
     for key, trials in before.items():  # the runs of the first call are untouched
@@ -131,7 +124,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_points(tmp_path, m
     assert set(record) >= {"parametrization", "modes", "lr", "seed", "train_loss", "test_loss"}
 
     calls["n"] = 0
-    again = sweep(data, test_data=test, **kwargs, **TINY)  # nothing left to do
+    again = sweep(data, test_data=test, **kwargs, **SWEEP)  # nothing left to do
     assert calls["n"] == 0 and again == result
 
 
@@ -206,7 +199,7 @@ def test_killed_worker_leaves_a_running_trial_that_resume_fails_and_reruns(tmp_p
         epochs=1,
         storage=url,
         sweep_name="k",
-        **TINY,
+        **SWEEP,
     )
     assert calls["n"] == 6 - 2  # the killed run again, and the three of K = 4
     study = optuna.load_study(study_name=study_name("k", "mup", 2), storage=store)
@@ -232,7 +225,7 @@ def test_two_parameter_sweep_grid_and_loss_array(tmp_path):
         epochs=1,
         storage=tmp_path / "two.db",
         sweep_name="two",
-        **TINY,
+        **SWEEP,
     )
     assert result.params == ["lr", "batch_size"]
     assert result.points == [
@@ -254,18 +247,18 @@ def test_sweep_rejects_bad_arguments_and_changed_settings(tmp_path):
     data, test = tiny_data()
     base = dict(test_data=test, modes=[2], seeds=[0], epochs=1, storage=tmp_path / "x.db")
     with pytest.raises(TransferTuneError, match="cannot sweep"):
-        sweep(data, param="momentum", **base, **TINY)
+        sweep(data, param="momentum", **base, **SWEEP)
     with pytest.raises(TransferTuneError, match="beta1 must be in"):
-        sweep(data, param="beta1", values=[0.9, 1.5], **base, **TINY)
+        sweep(data, param="beta1", values=[0.9, 1.5], **base, **SWEEP)
     with pytest.raises(TransferTuneError, match="exceed the training set"):
-        sweep(data, param="batch_size", values=[8, 64], **base, **TINY)
+        sweep(data, param="batch_size", values=[8, 64], **base, **SWEEP)
     with pytest.raises(TransferTuneError, match="do not fit"):
-        sweep(data, **{**base, "modes": [2, 40]}, values=[1e-3], **TINY)
+        sweep(data, **{**base, "modes": [2, 40]}, values=[1e-3], **SWEEP)
     with pytest.raises(TransferTuneError, match="unknown parametrization"):
-        sweep(data, values=[1e-3], parametrizations=["ntk"], **base, **TINY)
-    sweep(data, values=[1e-3], parametrizations=["sp"], sweep_name="c", **base, **TINY)
+        sweep(data, values=[1e-3], parametrizations=["ntk"], **base, **SWEEP)
+    sweep(data, values=[1e-3], parametrizations=["sp"], sweep_name="c", **base, **SWEEP)
     with pytest.raises(TransferTuneError, match="other settings .*values"):
-        sweep(data, values=[1e-2], parametrizations=["sp"], sweep_name="c", **base, **TINY)
+        sweep(data, values=[1e-2], parametrizations=["sp"], sweep_name="c", **base, **SWEEP)
     with pytest.raises(TransferTuneError, match="no sweep named 'nope'.*sweeps there: c"):
         load_sweep(tmp_path / "x.db", "nope")
 
@@ -408,7 +401,7 @@ def test_parallel_workers_share_the_storage_without_duplicates(tmp_path):
         parametrizations=["mup"],
         seeds=[0],
         epochs=1,
-        **TINY,
+        **SWEEP,
     )
     url = f"journal:{tmp_path / 'parallel.journal'}"
     meet = tmp_path / "meet"
@@ -458,7 +451,7 @@ def test_a_grid_point_handed_out_twice_is_not_trained(tmp_path, monkeypatch):
         epochs=1,
         storage=url,
         sweep_name="d",
-        **TINY,
+        **SWEEP,
     )
     config = landscape_config(result)
     study = optuna.load_study(
@@ -514,7 +507,7 @@ def test_r_only_sweep_moves_only_the_spectral_rate(tmp_path, monkeypatch):
         storage=tmp_path / "r.db",
         sweep_name="ronly",
         base_modes=2,
-        **{**TINY, "hparams": {"batch_size": 8, "lr": 2e-3}},
+        **{**SWEEP, "hparams": {"batch_size": 8, "lr": 2e-3}},
     )
     assert result.complete and result.params == ["spectral_lr"]
     assert len(seen) == 8
@@ -534,4 +527,4 @@ def test_r_only_sweep_moves_only_the_spectral_rate(tmp_path, monkeypatch):
         3.0 * plain.spectral_multiplier(8, 1)
     )
     with pytest.raises(TransferTuneError):
-        sweep(data, test_data=test, modes=[2], param="spectral_lr", values=[-1.0], **TINY)
+        sweep(data, test_data=test, modes=[2], param="spectral_lr", values=[-1.0], **SWEEP)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from transfer_tune.core.adapters import model_roles, modes_of, neuralop_modes, neuralop_n_modes
 from transfer_tune.core.factory import build_model, model_config
 from transfer_tune.core.parametrization import get_parametrization

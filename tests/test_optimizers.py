@@ -6,7 +6,7 @@ import optuna
 import pytest
 import torch
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from tests.synthetic import operator_task
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization

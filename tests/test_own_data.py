@@ -21,12 +21,10 @@ import torch
 
 import pdes
 from pdes import from_arrays, get_problem, load_problem
-from tests.conftest import TINY_WORKFLOW
+from tests.sizes import WORKFLOW_OWN_DATA
 from transfer_tune import tune_then_transfer
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.spec import load_spec
-
-TINY = {**TINY_WORKFLOW, "target_modes": 8, "search_space": {"batch_size": [8]}}
 
 
 def _darcy(n: int, res: int, seed: int) -> dict[str, torch.Tensor]:
@@ -82,7 +80,9 @@ def test_darcy_pt_with_finer_test_file_reports_both_test_errors(tmp_path, darcy)
     assert fine.normalizers == problem.normalizers  # the training encoding
 
     url = _url(tmp_path)
-    result = tune_then_transfer(problem=problem, storage=url, study_name="darcy-pt", **TINY)
+    result = tune_then_transfer(
+        problem=problem, storage=url, study_name="darcy-pt", **WORKFLOW_OWN_DATA
+    )
     m = result.target.metrics
     assert m["resolution"] == 16 and m["fine_resolution"] == 32
     assert math.isfinite(m["test_l2"]) and math.isfinite(m["test_l2_fine"])
@@ -99,7 +99,7 @@ def test_darcy_pt_with_finer_test_file_reports_both_test_errors(tmp_path, darcy)
         eval_resolution=32,
         storage=url,
         study_name="darcy-pt-eval",
-        **{**TINY, "n_trials": 1},
+        **{**WORKFLOW_OWN_DATA, "n_trials": 1},
     )
     m = result.target.metrics
     assert m["fine_resolution"] == 32 and math.isfinite(m["test_l2_fine"])
@@ -180,7 +180,7 @@ def test_time_series_metadata_is_stored_with_the_study(tmp_path, burgers) -> Non
         problem_overrides={"path": str(path)},
         storage=url,
         study_name="burgers-pt",
-        **{**TINY, "n_trials": 1},
+        **{**WORKFLOW_OWN_DATA, "n_trials": 1},
     )
     stored = optuna.load_study(study_name="burgers-pt", storage=url).user_attrs["problem"]
     assert stored["metadata"] == {"visc": 0.01}
@@ -241,7 +241,9 @@ def test_from_arrays_through_tune_then_transfer(tmp_path) -> None:
     xt, yt = rng.standard_normal((4, 2, 64)), rng.standard_normal((4, 64))
     problem = pdes.from_arrays(x, y, x_test=xt, y_test=yt, cache_dir=tmp_path / "cache")
     assert problem.in_channels == 2 and problem.fine_resolution == 64
-    result = tune_then_transfer(problem=problem, storage=_url(tmp_path), **{**TINY, "n_trials": 1})
+    result = tune_then_transfer(
+        problem=problem, storage=_url(tmp_path), **{**WORKFLOW_OWN_DATA, "n_trials": 1}
+    )
     assert result.target.metrics["fine_resolution"] == 64
 
 
@@ -318,7 +320,9 @@ def test_every_bad_input_fails_before_any_trial(tmp_path, darcy, burgers) -> Non
     url = _url(tmp_path)
     for overrides, message in _bad_inputs(tmp_path, darcy, burgers[0]):
         with pytest.raises(TransferTuneError, match=message):
-            tune_then_transfer(problem="file", problem_overrides=overrides, storage=url, **TINY)
+            tune_then_transfer(
+                problem="file", problem_overrides=overrides, storage=url, **WORKFLOW_OWN_DATA
+            )
     train = {"path": str(darcy["train"])}
     fine = {**train, "test_path": str(darcy["test32"])}
     for overrides, eval_resolution, message in (
@@ -332,6 +336,6 @@ def test_every_bad_input_fails_before_any_trial(tmp_path, darcy, burgers) -> Non
                 problem_overrides=overrides,
                 eval_resolution=eval_resolution,
                 storage=url,
-                **TINY,
+                **WORKFLOW_OWN_DATA,
             )
     assert _no_trials(url)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from transfer_tune.core import checkpoint
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
@@ -171,7 +171,7 @@ import sys, time
 from pathlib import Path
 import optuna
 import torch
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS
 from transfer_tune.search.tune import tune
 
 torch.set_num_threads(1)

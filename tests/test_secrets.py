@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.test_cli import TINY_SPEC
+from tests.sizes import CLI_SPEC_TOML
 
 pytest_plugins = ("tests.pg",)  # the session fixture postgres_url
 
@@ -44,7 +44,7 @@ def test_no_command_prints_or_writes_the_password(postgres_url, tmp_path):
     url = postgres_url.replace("transfer_tune@", f"transfer_tune:{PASSWORD}@", 1)
     assert PASSWORD in url
     spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY_SPEC.replace('study_name = "cli"', 'study_name = "secret-cli"'))
+    spec.write_text(CLI_SPEC_TOML.replace('study_name = "cli"', 'study_name = "secret-cli"'))
     outputs: list[str] = []
 
     def record(proc: subprocess.CompletedProcess, code: int) -> None:
@@ -63,14 +63,14 @@ def test_no_command_prints_or_writes_the_password(postgres_url, tmp_path):
     record(_cli("worker", "no-such-study", "--n-trials", "1", cwd=tmp_path, env=env), 2)
     changed = tmp_path / "changed.toml"
     changed.write_text(
-        TINY_SPEC.replace('study_name = "cli"', 'study_name = "secret-cli"').replace(
+        CLI_SPEC_TOML.replace('study_name = "cli"', 'study_name = "secret-cli"').replace(
             "width = 8", "width = 12"
         )
     )
     record(_cli("tune", str(changed), "--storage", url, cwd=tmp_path), 2)
     assert "exists with a different setup" in outputs[-1]
     run_spec = tmp_path / "run.toml"
-    run_spec.write_text(TINY_SPEC.replace('study_name = "cli"', 'study_name = "secret-run"'))
+    run_spec.write_text(CLI_SPEC_TOML.replace('study_name = "cli"', 'study_name = "secret-run"'))
     record(_cli("run", str(run_spec), "--device", "cpu", cwd=tmp_path, env=env), 0)
 
     # the dashboard's start-up line
@@ -106,7 +106,7 @@ def test_no_command_prints_or_writes_the_password(postgres_url, tmp_path):
 
 def test_a_mistyped_storage_url_is_refused_without_its_password(tmp_path):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(CLI_SPEC_TOML)
     for url in (
         f"postgressql://tt:{PASSWORD}@db/transfer_tune",
         f"postgresql:/tt:{PASSWORD}@db/transfer_tune",

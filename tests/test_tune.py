@@ -7,7 +7,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import TINY_BURGERS, TUNE_TWO_EPOCHS
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
@@ -15,7 +15,6 @@ from transfer_tune.search.proxy import ProxySetup, best_values
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.tune import tune
 
-TINY = dict(width=8, n_layers=2, epochs=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8, 16]}
 
 
@@ -37,7 +36,7 @@ class InterruptAt(optuna.pruners.BasePruner):
 
 def test_resume_after_interrupt_finishes_exactly_n_without_repeating(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    kw = dict(TINY, problem_overrides=TINY_BURGERS, search_space=SPACE, storage=url)
+    kw = dict(TUNE_TWO_EPOCHS, problem_overrides=TINY_BURGERS, search_space=SPACE, storage=url)
     with pytest.raises(KeyboardInterrupt):
         tune("burgers", 4, n_trials=6, study_name="resume", pruner=InterruptAt(3), **kw)
     study = optuna.load_study(study_name="resume", storage=url)
@@ -65,7 +64,7 @@ def test_lr_10_is_pruned_with_the_reason_and_the_study_finishes(tmp_path):
         storage=url,
         problem_overrides=TINY_BURGERS,
         search_space={"lr": 10.0, "batch_size": [8]},
-        **TINY,
+        **TUNE_TWO_EPOCHS,
     )
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
@@ -85,7 +84,7 @@ def test_two_processes_on_a_journal_file_finish_exactly_n(tmp_path):
         storage=url,
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **TUNE_TWO_EPOCHS,
     )
     study = optuna.load_study(
         study_name="pair",
@@ -109,7 +108,7 @@ def test_two_processes_on_a_journal_file_finish_exactly_n(tmp_path):
         storage=url,
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **TUNE_TWO_EPOCHS,
     )
     trials = study.get_trials()
     assert len(trials) == n_before + 1  # the queued trial and nothing more
@@ -136,7 +135,7 @@ def test_study_stores_what_rebuilds_the_proxy(tmp_path):
         storage=url,
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **TUNE_TWO_EPOCHS,
     )
     setup = ProxySetup.from_study(optuna.load_study(study_name="attrs", storage=url))
     assert setup.model["modes"] == 4 and setup.model["width"] == 8
@@ -170,7 +169,7 @@ def test_study_stores_what_rebuilds_the_proxy(tmp_path):
             storage=url,
             problem_overrides=TINY_BURGERS,
             search_space=SPACE,
-            **{**TINY, "epochs": 3},
+            **{**TUNE_TWO_EPOCHS, "epochs": 3},
         )
 
 
@@ -214,7 +213,7 @@ def test_bad_tune_arguments_are_our_error(tmp_path):
             storage=url,
             problem_overrides=TINY_BURGERS,
             search_space={"batch_size": [8, 64]},
-            **TINY,
+            **TUNE_TWO_EPOCHS,
         )
     with pytest.raises(TransferTuneError, match="unknown sampler"):
         tune(
@@ -225,7 +224,7 @@ def test_bad_tune_arguments_are_our_error(tmp_path):
             sampler="annealing",
             problem_overrides=TINY_BURGERS,
             search_space=SPACE,
-            **TINY,
+            **TUNE_TWO_EPOCHS,
         )
     with pytest.raises(TransferTuneError, match="K = 40"):
         tune(
@@ -235,7 +234,7 @@ def test_bad_tune_arguments_are_our_error(tmp_path):
             storage=url,
             problem_overrides=TINY_BURGERS,
             search_space=SPACE,
-            **TINY,
+            **TUNE_TWO_EPOCHS,
         )
     with pytest.raises(TransferTuneError, match="unsupported storage"):
         tune(
@@ -245,5 +244,5 @@ def test_bad_tune_arguments_are_our_error(tmp_path):
             storage="mysql://x/y",
             problem_overrides=TINY_BURGERS,
             search_space=SPACE,
-            **TINY,
+            **TUNE_TWO_EPOCHS,
         )

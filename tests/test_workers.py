@@ -24,14 +24,13 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tests.conftest import TINY_BURGERS
+from tests.sizes import PROXY_MODEL, TINY_BURGERS
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.proxy import run_worker
 from transfer_tune.search.storage import get_storage, normalize_url
 from transfer_tune.search.tune import tune
 from transfer_tune.search.workers import open_study_storage
 
-TINY = dict(width=8, n_layers=2, device="cpu", progress=False)
 SPACE = {"batch_size": [8]}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 pytest_plugins = ("tests.pg",)  # the session fixture postgres_url
@@ -90,7 +89,7 @@ def test_three_workers_share_one_study_and_agree_on_the_best(postgres_url):
         storage=postgres_url,
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **PROXY_MODEL,
     )
     procs = [start_worker(study.study_name, postgres_url, n, seed) for seed in (1, 2, 3)]
     results = [finish(p) for p in procs]
@@ -199,7 +198,7 @@ def test_killed_worker_trial_is_failed_by_heartbeat_retried_and_nothing_is_lost(
         pruner="none",
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **PROXY_MODEL,
     )
     study = optuna.load_study(study_name="killed", storage=postgres_url)
     victim = start_worker("killed", postgres_url, n, 1, *beat)
@@ -288,7 +287,7 @@ def test_a_retry_queued_during_the_last_trial_is_still_run(postgres_url):
         storage=postgres_url,
         problem_overrides=TINY_BURGERS,
         search_space=SPACE,
-        **TINY,
+        **PROXY_MODEL,
     )
     storage = open_study_storage(postgres_url, heartbeat_interval=1, grace_period=2)
     study = optuna.load_study(study_name="late-retry", storage=storage)
