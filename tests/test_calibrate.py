@@ -7,6 +7,7 @@ The fit and the verdicts run on synthetic landscapes whose optimum moves with a 
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import optuna
@@ -174,11 +175,13 @@ def test_calibrated_rule_is_table_data():
 
 # -- end to end: tune, calibrate, plan ---------------------------------------------------------
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
+def _proxy_db(tmp_path_factory):
+    """A two-trial proxy study, searched once per module (the tests below get copies)."""
     from transfer_tune.search.tune import tune
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('cal') / 's.db'}"
-    study = tune(
+    path = tmp_path_factory.mktemp("cal") / "s.db"
+    url = f"sqlite:///{path}"
+    tune(
         "burgers",
         4,
         width=4,
@@ -193,6 +196,18 @@ def proxy(tmp_path_factory):
         progress=False,
         pruner="none",
     )
+    return path
+
+
+@pytest.fixture
+def proxy(_proxy_db, tmp_path):
+    """A fresh copy of the proxy study for each test: calibrating it in one test (which stores
+    the fit in the study) leaves the next test's study uncalibrated, in any order."""
+    path = tmp_path / "proxy.db"
+    shutil.copyfile(_proxy_db, path)
+    url = f"sqlite:///{path}"
+    study = optuna.load_study(study_name="cal-proxy", storage=url)
+    assert "calibration" not in study.user_attrs
     return study, url
 
 
@@ -200,8 +215,6 @@ def test_calibrated_rule_without_a_calibration_names_the_command(proxy):
     from transfer_tune.search.transfer import plan_transfer
 
     study, url = proxy
-    if "calibration" in study.user_attrs:
-        pytest.skip("the study was calibrated by an earlier test of this module")
     with pytest.raises(TransferTuneError, match="transfer-tune calibrate cal-proxy"):
         plan_transfer(study, 8, rule="calibrated")
     with pytest.raises(TransferTuneError, match="transfer-tune calibrate cal-proxy"):

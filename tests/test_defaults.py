@@ -57,11 +57,53 @@ def test_tune_with_32_samples_and_the_default_space_runs_and_says_so(tmp_path, c
         )
 
 
-def test_threads_rule_is_cores_over_processes_and_counts_usable_cores():
-    cores = available_cores()
-    assert torch_threads(1) == cores
-    assert torch_threads(2) == max(1, cores // 2)
-    assert torch_threads(10 * cores) == 1
+class _CpuMax:
+    """Stands in for ``pathlib.Path`` in ``workers``: ``/sys/fs/cgroup/cpu.max`` reads ``text``."""
+
+    text: str | None = None
+
+    def __init__(self, path):
+        assert str(path) == "/sys/fs/cgroup/cpu.max", path
+
+    def read_text(self):
+        if self.text is None:
+            raise FileNotFoundError("no cgroup v2 CPU limit")
+        return self.text
+
+
+@pytest.mark.parametrize(
+    ("affinity", "cpu_max", "cores"),
+    [
+        (6, None, 6),  # no cgroup file: the affinity mask
+        (6, "max 100000", 6),  # no quota
+        (6, "200000 100000", 2),  # a 2-CPU quota caps the mask
+        (6, "250000 100000", 2),  # 2.5 CPUs: whole cores only
+        (6, "50000 100000", 1),  # half a CPU: still one
+        (2, "800000 100000", 2),  # a quota above the mask: the mask
+        (6, "garbage", 6),  # unreadable: ignored
+    ],
+)
+def test_available_cores_is_the_affinity_mask_capped_by_the_cgroup_quota(
+    monkeypatch, affinity, cpu_max, cores
+):
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(affinity)))
+    monkeypatch.setattr(_CpuMax, "text", cpu_max)
+    monkeypatch.setattr(workers, "Path", _CpuMax)
+    assert available_cores() == cores
+
+
+@pytest.mark.parametrize(
+    ("cores", "threads"),
+    [(8, {1: 8, 2: 4, 3: 2, 4: 2, 8: 1, 9: 1, 100: 1, 0: 8}), (1, {1: 1, 2: 1}), (2, {1: 2, 2: 1})],
+)
+def test_threads_rule_is_cores_over_processes_rounded_down_at_least_one(
+    monkeypatch, cores, threads
+):
+    monkeypatch.setattr(workers, "available_cores", lambda: cores)
+    assert {p: torch_threads(p) for p in threads} == threads
+
+
+def test_threads_rule_counts_the_cores_this_process_may_use():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("no CPU affinity on this platform")
     mask = os.sched_getaffinity(0)

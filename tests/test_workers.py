@@ -8,6 +8,7 @@ are real ``python -m transfer_tune.cli worker`` processes, each bounded by a tim
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -129,12 +130,22 @@ def test_three_workers_share_one_study_and_agree_on_the_best(postgres_url):
 
 
 def test_a_plain_postgresql_url_works_with_the_installed_driver(postgres_url):
-    """``postgresql://`` (what users type) connects whichever of psycopg / psycopg2 is there."""
-    plain = "postgresql://" + postgres_url.split("://", 1)[1]
-    storage = get_storage(plain)
-    study = optuna.create_study(storage=storage, study_name="plain-url")
-    assert optuna.load_study(study_name="plain-url", storage=normalize_url(plain)).study_name
-    assert study.study_name == "plain-url"
+    """``postgresql://`` and ``postgres://`` (what users type) name an installed driver and
+    reach the server: a trial written through them is read back through the fixture's URL."""
+    rest = postgres_url.split("://", 1)[1]
+    psycopg3 = importlib.util.find_spec("psycopg") is not None
+    expected = ("postgresql://" if psycopg3 else "postgresql+psycopg2://") + rest
+    x = optuna.distributions.FloatDistribution(0, 1)
+    for i, scheme in enumerate(("postgresql://", "postgres://")):
+        plain = scheme + rest
+        assert normalize_url(plain) == expected
+        name = f"plain-url-{i}"
+        study = optuna.create_study(storage=get_storage(plain), study_name=name)
+        study.add_trial(
+            optuna.trial.create_trial(params={"x": 0.25}, distributions={"x": x}, value=i)
+        )
+        back = optuna.load_study(study_name=name, storage=postgres_url)
+        assert [(t.params, t.value) for t in back.trials] == [({"x": 0.25}, i)]
 
 
 def test_a_server_that_cannot_be_reached_is_our_error():
