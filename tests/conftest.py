@@ -1,4 +1,4 @@
-"""Shared test set-up: one dataset cache per test session, quiet Optuna.
+"""Shared test set-up: one dataset cache per test session, quiet Optuna, the slow markers.
 
 The named test sizes live in ``tests/sizes.py``.
 """
@@ -20,3 +20,20 @@ def _session_cache(tmp_path_factory):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     yield
     mp.undo()
+
+
+#: Markers of what makes a test slow (registered in pyproject.toml); each implies ``slow``, so
+#: ``pytest -m "not slow"`` is the fast loop. ``make test`` and CI run everything.
+SLOW_KINDS = ("subprocess", "postgres", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(config, items):
+    """A test of the PostgreSQL server is ``postgres``; every ``SLOW_KINDS`` test is ``slow``."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("slow") is None and any(
+            item.get_closest_marker(kind) for kind in SLOW_KINDS
+        ):
+            item.add_marker(pytest.mark.slow)

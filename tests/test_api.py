@@ -51,6 +51,7 @@ def result(tmp_path_factory):
     )
 
 
+@pytest.mark.subprocess
 def test_both_studies_persist_linked_in_one_file(result):
     proc = subprocess.run(
         [sys.executable, "-c", REOPEN, result.storage], capture_output=True, text=True, check=True

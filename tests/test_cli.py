@@ -20,6 +20,7 @@ def run_cli(*args, cwd=None):
     )
 
 
+@pytest.mark.subprocess
 def test_demo_quick_prints_results_and_dashboard_command(tmp_path):
     proc = run_cli("demo", "--quick", "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -604,6 +604,8 @@ class Browser:
         return path
 
 
+@pytest.mark.browser
+@pytest.mark.subprocess
 def test_dashboard_serves_our_studies_and_renders_in_a_browser(storage, tmp_path):
     port = free_port()
     code = f"from transfer_tune.report.dashboard import serve; serve({storage!r}, port={port})"

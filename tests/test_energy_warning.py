@@ -12,6 +12,7 @@ from transfer_tune.api import tune_then_transfer
 from transfer_tune.search.preflight import TargetEnergyWarning, energy_warning
 
 
+@pytest.mark.subprocess
 def test_data_spectrum_prints_the_table_and_writes_the_figure(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "transfer_tune.cli", "data", "burgers", "--n-train", "8",

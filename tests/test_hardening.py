@@ -175,6 +175,7 @@ def small_mount(tmp_path):
     subprocess.run(["umount", "-l", str(point)], check=False)
 
 
+@pytest.mark.subprocess
 def test_read_only_folders_give_one_clear_line(small_mount):
     (small_mount / "x.db").write_bytes(b"")
     subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
@@ -187,6 +188,7 @@ def test_read_only_folders_give_one_clear_line(small_mount):
             get_storage(url)
 
 
+@pytest.mark.subprocess
 def test_a_full_disk_is_one_line_from_the_cli(small_mount):
     url = f"sqlite:///{small_mount / 'full.db'}"
     (small_mount / "filler").write_bytes(b"\0" * (240 * 1024))
@@ -319,6 +321,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--heartbeat-interval", "30", "--grace-period", "5"], "at least the heartbeat"),
     ],
 )
+@pytest.mark.subprocess
 def test_worker_mistakes_are_one_line(tuned, tmp_path, args, words):
     url, _ = tuned
     shutil.copy(url.removeprefix("sqlite:///"), tmp_path / "copy.db")
@@ -330,6 +333,7 @@ def test_worker_mistakes_are_one_line(tuned, tmp_path, args, words):
     assert len(optuna.load_study(study_name="tiny", storage=copy).trials) == before
 
 
+@pytest.mark.subprocess
 def test_dashboard_refuses_an_empty_host_and_a_busy_port(tuned, tmp_path):
     url, _ = tuned
     proc = _cli("dashboard", url, "--host", "", cwd=tmp_path)
@@ -396,6 +400,7 @@ def test_other_formats_and_foreign_files_are_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- a live target run
+@pytest.mark.subprocess
 def test_a_running_target_is_not_taken_over(tuned):
     url, _ = tuned
     study = optuna.create_study(storage=url, study_name="busy")
@@ -442,6 +447,7 @@ def test_cache_files_are_readable_by_a_team(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
 
 
+@pytest.mark.subprocess
 def test_data_into_a_read_only_cache_fails_loudly(small_mount, tmp_path):
     subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
     proc = _cli(

@@ -108,6 +108,7 @@ def _spec(tmp_path: Path, problem: dict | None = None, model: dict | None = None
         ({"n_train": 1_000_000_000}, None, ("memory", "n_train")),
     ],
 )
+@pytest.mark.subprocess
 def test_a_model_or_dataset_that_cannot_fit_is_refused_by_run(tmp_path, problem, model, words):
     spec = _spec(tmp_path, problem, model)
     db = tmp_path / "s.db"
@@ -120,6 +121,7 @@ def test_a_model_or_dataset_that_cannot_fit_is_refused_by_run(tmp_path, problem,
     assert not (tmp_path / "cache").exists()  # and before any data
 
 
+@pytest.mark.subprocess
 def test_an_8_tib_dataset_is_refused_before_generation(tmp_path):
     proc = _cli("data", "burgers", "--resolution", str(2**40), cwd=tmp_path)
     _refused(proc, "memory", "PiB", "n_train", "resolution")  # 1300 samples of 2^40 points
@@ -162,6 +164,7 @@ def test_the_api_refuses_a_huge_model_before_the_search(tmp_path):
         (["--seeds", "100000", "--span", "20", "--step", "0.01"], ("runs",)),
     ],
 )
+@pytest.mark.subprocess
 def test_calibrate_refuses_an_absurd_grid_at_once(tmp_path, args, words):
     start = time.monotonic()
     proc = _cli("calibrate", "nope", "--storage", str(tmp_path / "none.db"), *args, cwd=tmp_path)
@@ -239,6 +242,7 @@ def test_a_full_disk_names_the_checkpoint_file(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # no temporary file left
 
 
+@pytest.mark.subprocess
 def test_data_refuses_an_empty_test_split_up_front(tmp_path):
     x = np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=x)
@@ -279,6 +283,7 @@ def proxy(tmp_path_factory):
         (["--epochs", "0", "--plan-only"], ("epochs",)),
     ],
 )
+@pytest.mark.subprocess
 def test_transfer_validates_before_it_prints_the_plan(proxy, tmp_path, args, words):
     proc = _cli("transfer", "tiny", "--modes", "8", "--storage", proxy, *args, cwd=tmp_path)
     _refused(proc, *words)
@@ -302,6 +307,7 @@ def test_a_target_k_below_the_proxys_is_an_error_unless_allowed(proxy):
     assert plan_transfer(study, 4).modes == 4  # the proxy's own K stays allowed
 
 
+@pytest.mark.subprocess
 def test_the_cli_refuses_a_smaller_target_k(proxy, tmp_path):
     proc = _cli("transfer", "tiny", "--modes", "2", "--storage", proxy, "--plan-only", cwd=tmp_path)
     _refused(proc, "smaller than the proxy", "--allow-smaller")

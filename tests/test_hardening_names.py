@@ -114,6 +114,7 @@ def test_ordinary_names_pass_unchanged():
         assert check_study_name(name) == name
 
 
+@pytest.mark.subprocess
 def test_cli_refuses_undecodable_and_long_names_in_one_line(tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(CLI_SPEC_TOML)

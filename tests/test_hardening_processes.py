@@ -155,6 +155,7 @@ def _kill_and_count_survivors(proc: subprocess.Popen, ready: Callable[[], bool])
         proc.communicate()
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_killing_data_generation_leaves_no_process(tmp_path):
     proc = _cli(
@@ -177,6 +178,7 @@ def test_killing_data_generation_leaves_no_process(tmp_path):
     assert survivors == [], f"processes left alive after the parent's SIGKILL: {survivors}"
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_killing_tune_with_two_jobs_stops_its_workers(tmp_path):
     url = f"journal:{tmp_path / 's.journal'}"
@@ -248,6 +250,7 @@ study.tell(trial, 0.5)
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_a_rerun_waits_for_a_live_workers_last_trial(two_done, tmp_path):
     holder = subprocess.Popen(
@@ -283,6 +286,7 @@ def _one_error_line(stderr: str) -> list[str]:
     return re.findall(r"transfer-tune: [^\r\n]*", stderr)
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_and_the_rerun_resumes(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
@@ -299,6 +303,8 @@ def test_ctrl_c_is_one_line_exit_130_and_the_rerun_resumes(tmp_path):
     assert count_finished(optuna.load_study(study_name="long", storage=url)) == 2
 
 
+@pytest.mark.postgres
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_a_storage_outage_is_one_line_exit_2_and_the_rerun_resumes(tmp_path):
     with pg_server() as server:
@@ -354,6 +360,7 @@ def read_only(tmp_path, snapshot) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(point)], check=False)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["s.db", "s.journal"])
 def test_inspection_works_on_a_read_only_storage(read_only, tmp_path, name, monkeypatch):
     url = str(read_only / name)
@@ -381,6 +388,7 @@ def test_inspection_works_on_a_read_only_storage(read_only, tmp_path, name, monk
     assert served == {"trials": 3}
 
 
+@pytest.mark.subprocess
 def test_a_writing_command_still_refuses_a_read_only_storage(read_only, tmp_path):
     proc = _cli(
         "transfer", "snap", "--modes", "8", "--storage", str(read_only / "s.db"), cwd=tmp_path

@@ -158,6 +158,7 @@ landscape.sweep(TrainData(x, y, xv, yv), test_data=(xt, yt), modes=[2, 4],
 """
 
 
+@pytest.mark.subprocess
 def test_killed_worker_leaves_a_running_trial_that_resume_fails_and_reruns(tmp_path, monkeypatch):
     url = f"journal:{tmp_path / 'sweep.journal'}"
     data, (xt, yt) = tiny_data()

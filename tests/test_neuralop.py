@@ -202,6 +202,7 @@ print(type(ckpt["model_state"]).__name__, ckpt["model_config"]["kind"], plan.mod
 """
 
 
+@pytest.mark.subprocess
 def test_one_call_workflow_on_neuralop(tmp_path):
     from transfer_tune.api import tune_then_transfer
     from transfer_tune.search.transfer import load_checkpoint, physical_error

@@ -190,6 +190,7 @@ def test_time_series_metadata_is_stored_with_the_study(tmp_path, burgers) -> Non
 # ---- arrays in memory ------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_from_arrays_rebuilds_in_a_fresh_process(tmp_path) -> None:
     rng = np.random.default_rng(7)
     x = rng.standard_normal((20, 16, 16))

@@ -83,6 +83,7 @@ def transfer_cmd(storage, name, epochs):
     ]
 
 
+@pytest.mark.subprocess
 def test_target_run_killed_mid_training_resumes_to_the_same_loss(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     tune(
@@ -134,6 +135,7 @@ def test_target_run_killed_mid_training_resumes_to_the_same_loss(tmp_path):
     assert len(b.best_trial.intermediate_values) == epochs
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("batch", [8, 7])
 def test_torchrun_two_ranks_match_one_process(batch):
     one = subprocess.run(
@@ -193,6 +195,7 @@ tune("burgers", 4, width=8, n_layers=2, n_trials=3, epochs=2, storage=url,
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_tune_killed_mid_trial_reruns_to_exactly_n_and_retries_the_orphan_once(tmp_path, kind):

@@ -16,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.sizes import CLI_SPEC_TOML
 
 pytest_plugins = ("tests.pg",)  # the session fixture postgres_url
+pytestmark = [pytest.mark.postgres, pytest.mark.subprocess]
 
 PASSWORD = "Pw-4b1d/never-shown"  # SQLAlchemy takes a "/" in the password
 

@@ -35,7 +35,11 @@ from transfer_tune.search.workers import open_study_storage
 SPACE = {"batch_size": [8]}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 pytest_plugins = ("tests.pg",)  # the session fixture postgres_url
-pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.subprocess,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
 #: Seconds any one worker process may take (they take a few on 2 shared cores).
 WORKER_TIMEOUT = 120
 RAN = re.compile(r"worker ran (\d+) trial\(s\); the study holds (\d+) finished")
