@@ -381,7 +381,11 @@ def test_readers_give_the_numbers_of_the_study_objects(storage):
     assert read_target(storage, "no-such-study") is None
     with pytest.raises(TransferTuneError, match="no study named 'nope'.*" + PROXY):
         read_proxy_history(storage, "nope")
-    assert open_study(get_storage(storage), PROXY).study_name == PROXY
+    opened = open_study(get_storage(storage), PROXY)  # a storage object works as a URL does
+    assert opened.user_attrs == proxy.user_attrs
+    assert [(t.number, t.value) for t in opened.trials] == [
+        (t.number, t.value) for t in proxy.trials
+    ]
 
 
 def test_annotating_again_replaces_artifacts(storage):
