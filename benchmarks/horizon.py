@@ -11,7 +11,7 @@ Three parts, one process, one torch thread:
 1. **Does µP settle earlier than SP?** A landscape sweep over the learning rate (both
    parametrizations, K_proxy and K_target, full epochs) read back with
    :func:`transfer_tune.report.readers.read_curves` and analysed with
-   :func:`transfer_tune.analysis.horizon.analyse`: per epoch, the Spearman / Kendall rank
+   :func:`transfer_tune.analyse_horizon`: per epoch, the Spearman / Kendall rank
    correlation with the final loss and the regret of the early leader; the horizon is the
    shortest epoch from which Spearman >= 0.9 and regret <= 2 % hold.
 2. **Arm (e) against arm (b)** of the compute audit, per seed: (e) searches the proxy
@@ -170,7 +170,7 @@ def reference_check(setup: Setup, problem: Any) -> dict:
 
 def landscape(setup: Setup, problem: Any, storage: str, figure: bool) -> list[dict]:
     """Part 1: the lr sweep under µP and SP, read back and analysed per (parametrization, K)."""
-    from transfer_tune.analysis.horizon import analyse
+    from transfer_tune import analyse_horizon as analyse
     from transfer_tune.analysis.landscape import sweep
     from transfer_tune.report.horizon_figure import horizon_figure
     from transfer_tune.report.readers import read_curves
