@@ -4,15 +4,13 @@ is listed; ``import transfer_tune`` alone does not load Optuna (or plotly)."""
 from __future__ import annotations
 
 import importlib
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import transfer_tune
 import transfer_tune.report
+from tests.test_layers import loaded_after
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,18 +104,6 @@ def test_dir_lists_the_public_names() -> None:
 
 
 def test_importing_the_package_loads_neither_optuna_nor_plotly() -> None:
-    script = (
-        "import sys, json\nimport transfer_tune, transfer_tune.report\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    loaded = loaded_after("import transfer_tune, transfer_tune.report")
     assert "transfer_tune" in loaded
     assert not loaded & {"optuna", "plotly", "torch"}, loaded & {"optuna", "plotly", "torch"}
