@@ -117,7 +117,7 @@ def tune(
     optuna.Study
     """
     if study_name is not None:
-        check_study_name(study_name, "study_name")  # before any data, model or study
+        check_study_name(study_name, "study name (study_name)")  # before any data, model or study
     n_trials = as_int(n_trials, "n_trials")
     n_jobs = as_int(n_jobs, "n_jobs")
     epochs = as_int(epochs, "epochs")
