@@ -91,9 +91,8 @@ SPEC = {
     "target": {"epochs": 1},
     "search_space": {"batch_size": [8]},
 }
-#: A spec file (TOML text) for the command-line tests: ``TINY_BURGERS``, two trials of one
-#: epoch, study ``cli`` (tests replace ``study_name = "cli"`` to get their own).
-CLI_SPEC_TOML = """
+#: The ``[problem]`` and ``[model]`` tables of the TOML specs below (``TINY_BURGERS``).
+SPEC_TOML_HEAD = """
 [problem]
 name = "burgers"
 resolution = 64
@@ -108,7 +107,12 @@ width = 8
 n_layers = 2
 proxy_modes = 4
 target_modes = 8
-
+"""
+#: A spec file (TOML text) for the command-line tests: ``TINY_BURGERS``, two trials of one
+#: epoch, study ``cli`` (tests replace ``study_name = "cli"`` to get their own).
+CLI_SPEC_TOML = (
+    SPEC_TOML_HEAD
+    + """
 [tune]
 n_trials = 2
 epochs = 1
@@ -120,3 +124,4 @@ epochs = 1
 [search_space]
 batch_size = [8, 16]
 """
+)

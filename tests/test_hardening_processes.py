@@ -20,7 +20,7 @@ import torch
 from optuna.trial import TrialState
 
 from tests.pg import pg_server
-from tests.sizes import TUNE_UNPRUNED
+from tests.sizes import SPEC_TOML_HEAD, TUNE_UNPRUNED
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.proxy import count_finished
 from transfer_tune.search.storage import checkpoint_dir, get_storage
@@ -29,22 +29,9 @@ from transfer_tune.search.tune import tune
 
 ROOT = Path(__file__).parents[1]
 #: A spec whose trials train long enough to be interrupted (tiny sizes, many epochs).
-LONG_SPEC = """
-[problem]
-name = "burgers"
-resolution = 64
-n_train = 32
-n_val = 8
-n_test = 8
-n_fine = 256
-dt = 0.002
-
-[model]
-width = 8
-n_layers = 2
-proxy_modes = 4
-target_modes = 8
-
+LONG_SPEC = (
+    SPEC_TOML_HEAD
+    + """
 [tune]
 n_trials = {n_trials}
 epochs = {epochs}
@@ -54,6 +41,7 @@ study_name = "long"
 [search_space]
 batch_size = [8, 16]
 """
+)
 
 
 def _env() -> dict[str, str]:
