@@ -126,6 +126,7 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
     from transfer_tune.core.model import FNO
     from transfer_tune.core.parametrization import get_parametrization
     from transfer_tune.core.train import TrainData, fit
+    from transfer_tune.errors import DivergenceError
     from transfer_tune.search.transfer import physical_error, plan_transfer
     from transfer_tune.search.tune import tune
 
@@ -177,9 +178,7 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
                 )
                 test = physical_error(model, problem, xt, yt)
                 val = result.val_loss
-            except Exception as exc:  # a diverged run is a result (inf), not a crash
-                if type(exc).__name__ != "DivergenceError":
-                    raise
+            except DivergenceError:  # a diverged run is a result (inf), not a crash
                 test = val = math.inf
             runs.append(
                 {

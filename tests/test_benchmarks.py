@@ -367,3 +367,21 @@ def test_prove_block_says_whether_the_pair_fits_the_budget():
     rows = tables(block)[0]
     assert {r["benchmark"] for r in rows} == {"compute_audit", "transfer_repro"}
     assert all(number(r["wall (min)"]) == 10.0 for r in rows)
+
+
+def test_mup_parts_quick(tmp_path):
+    out = run_quick("mup_parts.py", "--json", str(tmp_path / "mup_parts.json"))
+    means, contrasts = tables(out)
+    assert [r["cell"] for r in means] == ["naive", "lr only", "init only", "µP"]
+    for r in means:
+        for key in ("lr × 2^-0.5", "lr × 2^+0.0", "lr × 2^+0.5"):
+            assert 0 < number(r[key]) < 1e4
+    record = json.loads((tmp_path / "mup_parts.json").read_text())
+    assert len(record["seeds"]) == 3 and all(len(s["runs"]) == 12 for s in record["seeds"])
+    # the primary test alone at 95 %, the five secondary contrasts at Bonferroni 1 - 0.05 / 5
+    assert contrasts[0]["level"] == "95.00 %" and len(contrasts) == 6
+    assert all(r["level"] == "99.00 %" for r in contrasts[1:])
+    sec = record["summary"]["secondary"]
+    holm = sorted(t["p_holm"] for t in sec.values())
+    assert holm[0] == pytest.approx(min(1.0, 5 * min(t["p"] for t in sec.values())))
+    assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
