@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# the CPU build of PyTorch first: a bare torch requirement would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e ".[dev,bench]"
+	# microsoft/mup, the reference tests/test_width.py checks µP's width rule against: its
+	# metadata pins torchvision (a CUDA torch with it); it imports only torch and PyYAML
+	$(BIN)/python -m pip install --no-deps mup==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -59,7 +59,7 @@ def test_roles_are_read_by_name():
     assert roles["projection.fcs.1.bias"] == "bias"
     assert roles["fno_blocks.fno_skips.0.conv.weight"] == "pointwise"
     assert roles["fno_blocks.channel_mlp.1.fcs.0.weight"] == "pointwise"
-    assert roles["fno_blocks.channel_mlp_skips.0.weight"] == "pointwise"
+    assert roles["fno_blocks.channel_mlp_skips.0.weight"] == "scale"  # soft gating (1, C, 1)
     assert [n for n, r in roles.items() if r == "spectral"] == [
         "fno_blocks.convs.0.weight.tensor",
         "fno_blocks.convs.1.weight.tensor",

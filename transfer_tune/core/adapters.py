@@ -2,9 +2,11 @@
 
 The µP rule (:mod:`transfer_tune.core.parametrization`) needs three things from a model: the
 role of every parameter (``spectral`` for the spectral weights R, whose init std and learning
-rate scale with K; ``lifting``, ``pointwise``, ``projection`` or ``bias`` for everything else,
-which is left unchanged), the number of modes K in transfer-tune's convention, and the spatial
-dimension d. :func:`model_roles` reads them, by parameter *name*, never from shapes:
+rate scale with K; ``lifting``, ``pointwise``, ``projection``, ``bias`` or ``scale`` (a
+per-channel multiplier) for everything else, which K leaves unchanged; how width scales each
+tensor is read from its shape, :mod:`transfer_tune.core.base_shapes`), the number of modes K
+in transfer-tune's convention, and the spatial dimension d. :func:`model_roles` reads them,
+by parameter *name*, never from shapes:
 
 * transfer-tune's :class:`~transfer_tune.core.model.FNO` names its roles when it is built
   (``param_roles()``), and :meth:`Parametrization.initialize` draws every one of its
@@ -61,8 +63,9 @@ __all__ = [
     "tensor_state",
 ]
 
-#: The roles a parameter can have (what the SP/µP table scales by).
-ROLES = ("lifting", "spectral", "pointwise", "projection", "bias")
+#: The roles a parameter can have (what the SP/µP table scales by). ``scale`` is a per-channel
+#: multiplier (a norm's weight, neuraloperator's soft gating): a vector, whatever its shape.
+ROLES = ("lifting", "spectral", "pointwise", "projection", "bias", "scale")
 
 #: neuraloperator 2.0's ``FNO`` parameter names (full match) -> role, first match wins.
 NEURALOP_ROLES: tuple[tuple[str, str], ...] = (
@@ -70,8 +73,9 @@ NEURALOP_ROLES: tuple[tuple[str, str], ...] = (
     (r"lifting\.fcs\.\d+\.weight", "lifting"),
     (r"projection\.fcs\.\d+\.weight", "projection"),
     (r"fno_blocks\.channel_mlp\.\d+\.fcs\.\d+\.weight", "pointwise"),
-    (r"fno_blocks\.(fno_skips|channel_mlp_skips)\.\d+\.(conv\.)?weight", "pointwise"),
-    (r"fno_blocks\.norm\.\d+\.weight", "pointwise"),
+    (r"fno_blocks\.(fno_skips|channel_mlp_skips)\.\d+\.conv\.weight", "pointwise"),
+    (r"fno_blocks\.(fno_skips|channel_mlp_skips)\.\d+\.weight", "scale"),  # soft gating
+    (r"fno_blocks\.norm\.\d+\.weight", "scale"),
     (
         r"(fno_blocks\.convs\.\d+|lifting\.fcs\.\d+|projection\.fcs\.\d+"
         r"|fno_blocks\.channel_mlp\.\d+\.fcs\.\d+"

@@ -57,7 +57,13 @@ class SpectralRate(Parametrization):
     @classmethod
     def of(cls, base: Parametrization, factor: float) -> SpectralRate:
         """``base`` with R's learning rate multiplied by ``factor``."""
-        return cls(base.kind, base.base_modes, base.spectral_std, float(factor))
+        return cls(
+            base.kind,
+            base.base_modes,
+            base.spectral_std,
+            base.base_shapes,
+            spectral_factor=float(factor),
+        )
 
     def role_scales(self, modes: int, dim: int) -> dict[str, RoleScale]:
         """The base table, R's learning-rate multiplier times ``spectral_factor``."""
