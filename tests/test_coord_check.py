@@ -126,6 +126,55 @@ def test_mup_equals_sp_at_base_modes(burgers8):
     assert len(rows("mup")) == 6 * 4 * 2  # 6 layers, steps 0..3, 2 seeds
 
 
+@pytest.fixture(scope="module")
+def over_width():
+    return coord_check(
+        BURGERS, [8], widths=[8, 16, 32], **{**SETTINGS, "lr": 3e-3, "seeds": (0, 1, 2)}
+    )
+
+
+def test_width_sp_hidden_updates_grow_mup_stay_flat(over_width):
+    """Width 8 -> 32 at K = 8, lr 3e-3: the hidden Fourier layers' update size, width 32 over
+    width 8, at steps 1..3 measured SP 3.57, 2.93, 2.54 and µP 1.06, 1.05, 1.05 (seeds 0-2;
+    seeds 3-5: SP 3.09-2.63, µP 0.90-0.91; seeds 6-8: SP 3.08-2.75, µP 0.90-0.93). Adam moves
+    each entry of a hidden weight by about the rate, so under SP a layer's update grows about
+    linearly with width (x4 here); µP divides hidden rates by the width ratio."""
+    r = over_width
+    assert r.axis == "width" and r.points == [8, 16, 32] and r.base == 8 and r.modes == [8]
+    sp, mup = r.verdict_ratios("sp"), r.verdict_ratios("mup")
+    assert all(v > 2.0 for v in sp), sp
+    assert all(1 / 1.25 <= v <= 1.25 for v in mup), mup
+    assert r.verdict == {"mup": "flat", "sp": "grows"}
+    for layer in ("fourier.0", "fourier.1"):  # each doubling of width: SP's update x1.5 or more
+        curve = r.curve("sp", layer, 1)
+        assert all(b > 1.5 * a for a, b in zip(curve, curve[1:], strict=False)), (layer, curve)
+    # at the base width the two are one model; the lifting (input-like) is the same at init
+    base = [x for x in r.records if x["width"] == 8]
+    assert sorted(
+        (x["layer"], x["step"], x["seed"], x["rms"]) for x in base if x["parametrization"] == "mup"
+    ) == sorted(
+        (x["layer"], x["step"], x["seed"], x["rms"]) for x in base if x["parametrization"] == "sp"
+    )
+    assert r.mean("mup", "lifting", 32, 0) == r.mean("sp", "lifting", 32, 0)
+    text = r.summary()
+    assert "over width = 8, 16, 32 (base width 8, K = 8)" in text and "fourier layers" in text
+    fig = coord_check_figure(r)
+    curves = [t for t in fig.data if t.meta["role"] == "curve"]
+    assert all(list(t.x) == [8, 16, 32] for t in curves)
+    assert "Coord check over width (base width 8)" in fig.layout.title.text
+    assert fig.layout[f"xaxis{len(r.layers) * 2}"].title.text == "width"
+    back = CoordCheckResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.summary() == text
+
+
+def test_width_sweep_runs_at_one_k():
+    x, y = _noise()
+    with pytest.raises(TransferTuneError, match="at one K"):
+        coord_check((x, y), (4, 8), widths=(4, 8), n_layers=1, steps=1, seeds=(0,))
+    with pytest.raises(TransferTuneError, match="widths needs integers >= 1"):
+        coord_check((x, y), (4,), widths=(0, 8), n_layers=1, steps=1, seeds=(0,))
+
+
 # ---- the result as data -------------------------------------------------------------------
 def test_layers_steps_and_summary(burgers8):
     r = burgers8

@@ -1,7 +1,9 @@
-"""Coordinate check over K: how large is each layer's output, and its change after Adam steps?
+"""Coordinate check over K or width: how large is each layer's output, and its change after
+Adam steps?
 
-The modes analogue of microsoft/mup's ``coord_check`` (which sweeps width). For every
-parametrization and every K in a list, an FNO is initialised and its layers' outputs are
+microsoft/mup's ``coord_check`` sweeps width; this one sweeps K (width fixed) or width (K
+fixed). For every parametrization and every K (or width) in a list, an FNO is initialised and
+its layers' outputs are
 recorded on one fixed batch of real data: their size at init (step 0) and the size of their
 *change* after ``t = 1..T`` Adam steps on the relative L2 loss (steps 1..T). Sizes are RMS
 values over batch, channels and grid points, averaged over seeds (each seed's values are kept).
@@ -12,7 +14,13 @@ whatever the gradient's scale, and a spectral convolution sums over all kept mod
 SP the change of a spectral layer's output after a step grows with K; µP shrinks R's rate as K
 grows and should keep that change flatter. :attr:`CoordCheckResult.verdict` reports what the
 measurement shows (``"flat"`` within a stated tolerance, ``"grows"`` or ``"shrinks"``), it is
-not forced. :func:`transfer_tune.report.coord_check_figure.coord_check_figure` draws a result.
+not forced. :func:`transfer_tune.report.coord_check_figure.coord_check_figure` draws a result
+(:mod:`transfer_tune.analysis.coord_result` holds and reads it).
+
+Over width, µP for Adam (Tensor Programs V) scales every hidden tensor's rate by
+``base width / width``: under SP, Adam moves each entry of a hidden weight by about the rate
+whatever the width, and a hidden layer sums ``width`` such entries, so its update grows about
+linearly with width; µP's should stay flat. The verdict then reads the hidden Fourier layers.
 
 Layers recorded (names as in the records): ``lifting`` (P's output), ``spectral.i`` (R's
 output in Fourier layer i), ``fourier.i`` (the output of Fourier layer i, ``act(R x + W x)``)
@@ -21,239 +29,33 @@ and ``projection`` (the model's output, Q's last layer).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from pdes import Problem, load_problem
+from transfer_tune.analysis.coord_result import TOLERANCE, CoordCheckResult, layer_kind
 from transfer_tune.core.model import FNO, check_modes
-from transfer_tune.core.parametrization import KINDS, display_name, get_parametrization
+from transfer_tune.core.parametrization import KINDS, get_parametrization
 from transfer_tune.core.train import clip_gradients, relative_l2
 from transfer_tune.errors import TransferTuneError
 
-__all__ = ["LAYER_KINDS", "CoordCheckResult", "coord_check", "coord_check_from_spec"]
-
-#: Kinds of recorded layers, in model order.
-LAYER_KINDS = ("lifting", "spectral", "fourier", "projection")
-#: Default tolerance of the verdict: "flat" when largest-K / base-K is within [1/1.25, 1.25].
-TOLERANCE = 1.25
-
-
-def layer_kind(layer: str) -> str:
-    """``"spectral"`` for ``"spectral.2"``, ``"lifting"`` for ``"lifting"``."""
-    return layer.split(".")[0]
-
-
-def _layer_key(layer: str) -> tuple[int, int, int]:
-    """Model order: lifting, spectral.0, fourier.0, spectral.1, ..., projection."""
-    kind = layer_kind(layer)
-    if kind == "lifting":
-        return (0, 0, 0)
-    if kind == "projection":
-        return (2, 0, 0)
-    return (1, int(layer.split(".")[1]), LAYER_KINDS.index(kind))
+__all__ = ["coord_check", "coord_check_from_spec"]
 
 
 def _rms(t: torch.Tensor) -> float:
     return float(t.detach().double().pow(2).mean().sqrt())
 
 
-def _geomean(values: Iterable[float]) -> float:
-    values = list(values)
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        return math.nan
-    return float(math.exp(sum(math.log(v) for v in values) / len(values)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Result
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class CoordCheckResult:
-    """Layer output sizes over K, per parametrization, step and seed.
-
-    Attributes
-    ----------
-    records : list of dict
-        One row per (parametrization, K, layer, step, seed): ``{"parametrization", "modes",
-        "layer", "layer_kind", "step", "seed", "rms", "width", "base_modes"}``. ``rms`` is the
-        RMS of the layer's output at init for ``step == 0``, else the RMS of its change from
-        init after ``step`` Adam steps.
-    base_modes : int
-        K_base (µP and SP coincide there); ratios divide by the value at K_base.
-    tolerance : float
-        The verdict is ``"flat"`` when the largest-K / K_base ratio is in ``[1/tol, tol]``.
-    config : dict
-        The settings of the run (problem, width, lr, steps, ...), plain data.
-    """
-
-    records: list[dict[str, Any]]
-    base_modes: int
-    tolerance: float = TOLERANCE
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.records:
-            raise TransferTuneError("a coord-check result needs at least one record")
-        values: dict[tuple[str, int, str, int], list[float]] = {}
-        for r in self.records:
-            key = (r["parametrization"], int(r["modes"]), r["layer"], int(r["step"]))
-            values.setdefault(key, []).append(float(r["rms"]))
-        self._means = {k: float(np.mean(v)) for k, v in values.items()}
-        self._stds = {k: float(np.std(v)) for k, v in values.items()}
-        if self.base_modes not in self.modes:
-            raise TransferTuneError(
-                f"the records have no K = K_base = {self.base_modes} (K: {self.modes})"
-            )
-
-    # -- axes ------------------------------------------------------------------------------
-    @property
-    def modes(self) -> list[int]:
-        """The K values, ascending."""
-        return sorted({int(r["modes"]) for r in self.records})
-
-    @property
-    def parametrizations(self) -> list[str]:
-        """The parametrizations, µP first."""
-        kinds = {r["parametrization"] for r in self.records}
-        return [k for k in ("mup", "sp") if k in kinds] + sorted(kinds - {"mup", "sp"})
-
-    @property
-    def layers(self) -> list[str]:
-        """The recorded layers, in model order."""
-        return sorted({r["layer"] for r in self.records}, key=_layer_key)
-
-    @property
-    def steps(self) -> list[int]:
-        """0 (init) .. T."""
-        return sorted({int(r["step"]) for r in self.records})
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted({int(r["seed"]) for r in self.records})
-
-    # -- values ----------------------------------------------------------------------------
-    def mean(self, kind: str, layer: str, modes: int, step: int) -> float:
-        """Seed-averaged RMS (of the output at step 0, of its change at step t >= 1)."""
-        return self._means[(kind, int(modes), layer, int(step))]
-
-    def std(self, kind: str, layer: str, modes: int, step: int) -> float:
-        """Standard deviation over seeds of the values :meth:`mean` averages."""
-        return self._stds[(kind, int(modes), layer, int(step))]
-
-    def curve(self, kind: str, layer: str, step: int) -> list[float]:
-        """:meth:`mean` against :attr:`modes`."""
-        return [self.mean(kind, layer, k, step) for k in self.modes]
-
-    def ratio(self, kind: str, layer: str, step: int | None = None) -> float:
-        """Largest-K over K_base value of ``layer`` at ``step`` (default: the last step)."""
-        step = self.steps[-1] if step is None else step
-        base = self.mean(kind, layer, self.base_modes, step)
-        top = self.mean(kind, layer, max(self.modes), step)
-        return top / base if base > 0 else math.nan
-
-    def kind_ratio(self, kind: str, layer_kind_: str, step: int | None = None) -> float:
-        """Geometric mean of :meth:`ratio` over the layers of one kind (e.g. ``"spectral"``)."""
-        return _geomean(
-            self.ratio(kind, layer, step)
-            for layer in self.layers
-            if layer_kind(layer) == layer_kind_
-        )
-
-    def spectral_ratios(self, kind: str) -> list[float]:
-        """:meth:`kind_ratio` of the spectral layers at steps 1..T."""
-        return [self.kind_ratio(kind, "spectral", t) for t in self.steps if t > 0]
-
-    @property
-    def verdict(self) -> dict[str, str]:
-        """Per parametrization: how the spectral layers' update size behaves from K_base to
-        the largest K at the last step — ``"flat"`` (ratio within ``[1/tolerance,
-        tolerance]``), ``"grows"``, ``"shrinks"`` or ``"unstable"`` (non-finite values)."""
-        out = {}
-        for kind in self.parametrizations:
-            r = self.kind_ratio(kind, "spectral")
-            flat = "flat" if r >= 1.0 / self.tolerance else "shrinks"
-            out[kind] = (
-                "unstable" if not math.isfinite(r) else "grows" if r > self.tolerance else flat
-            )
-        return out
-
-    def summary(self) -> str:
-        """A text table: per layer kind, largest-K / K_base update size under each kind."""
-        c = self.config
-        kinds = self.parametrizations
-        k_max, last = max(self.modes), self.steps[-1]
-        head = f"coord check over K = {', '.join(map(str, self.modes))} (K_base {self.base_modes})"
-        bits = [
-            f"{key} {c[key]}"
-            for key in ("problem", "width", "n_layers", "lr", "batch_size", "clip")
-            if key in c
-        ]
-        lines = [head, "  " + ", ".join(bits + [f"{len(self.seeds)} seed(s)"])]
-        lines.append(
-            f"update size after {last} Adam step(s): K = {k_max} over K = {self.base_modes} "
-            "(geometric mean over the layers of a kind)"
-        )
-        lines.append(f"  {'layer':<12}" + "".join(f"{display_name(k):>10}" for k in kinds))
-        present = {layer_kind(layer) for layer in self.layers}
-        for lk in (k for k in LAYER_KINDS if k in present):
-            cells = "".join(f"{self.kind_ratio(k, lk):>9.3g}x" for k in kinds)
-            lines.append(f"  {lk:<12}{cells}")
-        steps = [t for t in self.steps if t > 0]
-        lines.append(f"spectral layers, ratio at step t = {', '.join(map(str, steps))}:")
-        for k in kinds:
-            values = ", ".join(f"{r:.3g}" for r in self.spectral_ratios(k))
-            lines.append(f"  {display_name(k):<4} {values}")
-        verdict = self.verdict
-        lines.append(
-            "verdict (spectral layers, tolerance "
-            f"{self.tolerance:g}x): "
-            + "; ".join(
-                f"{display_name(k)} {verdict[k]} ({self.kind_ratio(k, 'spectral'):.3g}x)"
-                for k in kinds
-            )
-        )
-        return "\n".join(lines)
-
-    # -- plain data ------------------------------------------------------------------------
-    def to_records(self) -> list[dict[str, Any]]:
-        """The per-seed rows as JSON-able dicts (a copy)."""
-        return [dict(r) for r in self.records]
-
-    @classmethod
-    def from_records(
-        cls,
-        records: Iterable[Mapping[str, Any]],
-        tolerance: float = TOLERANCE,
-        config: Mapping[str, Any] | None = None,
-    ) -> CoordCheckResult:
-        """Rebuild a result from :meth:`to_records` (K_base is read from the rows)."""
-        rows = [dict(r) for r in records]
-        bases = {int(r["base_modes"]) for r in rows}
-        if len(bases) != 1:
-            raise TransferTuneError(f"records must share one base_modes, got {sorted(bases)}")
-        return cls(rows, bases.pop(), tolerance=tolerance, config=dict(config or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"records", "base_modes", "tolerance", "config"}``, JSON-able."""
-        return {
-            "records": self.to_records(),
-            "base_modes": self.base_modes,
-            "tolerance": self.tolerance,
-            "config": dict(self.config),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CoordCheckResult:
-        """Inverse of :meth:`to_dict`."""
-        tolerance, config = float(data.get("tolerance", TOLERANCE)), data.get("config") or {}
-        rows = [dict(r) for r in data["records"]]
-        return cls(rows, int(data["base_modes"]), tolerance=tolerance, config=dict(config))
+def _int_list(values: Any, name: str, minimum: int) -> list[int]:
+    if isinstance(values, (int, str)) or values is None:
+        raise TransferTuneError(f"{name} must be a list of integers, got {values!r}")
+    out = sorted({int(v) for v in values})
+    if not out or out[0] < minimum:
+        raise TransferTuneError(f"{name} needs integers >= {minimum}, got {list(values)}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +145,8 @@ def coord_check(
     *,
     base_modes: int | None = None,
     width: int = 32,
+    widths: Sequence[int] | None = None,
+    base_width: int | None = None,
     n_layers: int = 4,
     lr: float = 1e-2,
     steps: int = 3,
@@ -358,15 +162,16 @@ def coord_check(
     problem_overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
 ) -> CoordCheckResult:
-    """Record layer output sizes at init and their change after Adam steps, for each K.
+    """Record layer output sizes at init and their change after Adam steps, for each K or width.
 
-    For every parametrization and K, and every seed: an FNO (``dim`` and channels from the
-    data) is initialised with ``get_parametrization(kind, base_modes)`` from
-    ``torch.Generator().manual_seed(seed)``; each recorded layer's output on a fixed batch
-    (the first ``batch_size`` training samples) is measured at init; then ``steps`` Adam steps
-    on the parametrization's parameter groups follow, on training batches in an order drawn
-    from the seed (the same for every K and kind), and after each the RMS of the change of
-    each layer's output on the fixed batch is measured.
+    For every parametrization, every K (or width) and every seed: an FNO (``dim`` and
+    channels from the data) is initialised with ``get_parametrization(kind, base_modes,
+    base_shapes=<the FNO at base_width>)`` from ``torch.Generator().manual_seed(seed)``; each
+    recorded layer's output on a fixed batch (the first ``batch_size`` training samples) is
+    measured at init; then ``steps`` Adam steps on the parametrization's parameter groups
+    follow, on training batches in an order drawn from the seed (the same for every K, width
+    and kind), and after each the RMS of the change of each layer's output on the fixed batch
+    is measured.
 
     Parameters
     ----------
@@ -374,11 +179,19 @@ def coord_check(
         A problem for :func:`pdes.load_problem` (its train split is used), or tensors shaped
         ``(N, C, *grid)``.
     modes : sequence of int
-        The K values; ``base_modes`` is added when missing.
+        The K values; ``base_modes`` is added when missing. With ``widths``, one K.
     base_modes : int, optional
-        K_base of µP (default: the smallest K); ratios are taken against it.
-    width, n_layers, projection_width, grid_features
-        The FNO (width is fixed while K varies).
+        K_base of µP (default: the smallest K); ratios over K are taken against it.
+    width : int
+        The width while K varies.
+    widths : sequence of int, optional
+        Sweep width instead of K (``modes`` then holds one K); ``base_width`` is added.
+    base_width : int, optional
+        The width at which µP and SP coincide (default: the smallest of ``widths``, else
+        ``width``); ratios over width are taken against it.
+    n_layers, projection_width, grid_features
+        The FNO (``projection_width`` stays fixed when width varies: Q's first layer is the
+        readout).
     lr, betas, batch_size, clip, clip_value
         Adam's base rate and betas, samples per step, and gradient clipping (as in
         :class:`transfer_tune.core.train.HParams`).
@@ -398,11 +211,20 @@ def coord_check(
     -------
     CoordCheckResult
     """
-    modes_list = sorted({int(k) for k in modes})
-    if not modes_list:
-        raise TransferTuneError("coord_check needs at least one K in modes")
+    modes_list = _int_list(modes, "modes", 2)
     base = min(modes_list) if base_modes is None else int(base_modes)
-    modes_list = sorted(set(modes_list) | {base})
+    if widths is None:
+        widths_list = [int(width)] if base_width is None else sorted({int(width), int(base_width)})
+        modes_list = sorted(set(modes_list) | {base})
+    else:
+        widths_list = _int_list(widths, "widths", 1)
+        if len(modes_list) != 1:
+            raise TransferTuneError(
+                f"a coord check over width runs at one K; got modes {modes_list} (sweep K and "
+                "width in two runs)"
+            )
+    base_w = min(widths_list) if base_width is None else int(base_width)
+    widths_list = sorted(set(widths_list) | {base_w})
     if isinstance(seeds, (int, str)):
         raise TransferTuneError(f"seeds must be a list of integers, e.g. [0, 1, 2], got {seeds!r}")
     seeds = [int(s) for s in seeds]
@@ -420,7 +242,6 @@ def coord_check(
         )
     if clip not in (None, "norm", "value"):
         raise TransferTuneError(f'clip must be None, "norm" or "value", got {clip!r}')
-    pars = {kind: get_parametrization(kind, base_modes=base) for kind in kinds}
     x, y = _data(problem, problem_overrides)
     n = len(x)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -437,7 +258,7 @@ def coord_check(
     x = x.to(device, torch.float32)
     y = y.to(device, torch.float32)
     fixed = x[:batch_size]
-    net = {"dim": len(grid), "width": width, "n_layers": n_layers, "in_channels": x.shape[1]}
+    net = {"dim": len(grid), "n_layers": n_layers, "in_channels": x.shape[1]}
     net.update(out_channels=y.shape[1], projection_width=projection_width)
     net["grid_features"] = grid_features
     train = {"lr": lr, "betas": tuple(betas), "steps": steps, "batch_size": batch_size}
@@ -445,22 +266,24 @@ def coord_check(
     records: list[dict[str, Any]] = []
     for kind in kinds:
         for k in modes_list:
-            for seed in seeds:
-                model = FNO(modes=k, **net)
-                pars[kind].initialize(model, generator=torch.Generator().manual_seed(seed))
-                order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-                values = _one_run(
-                    model.to(device), pars[kind], x, y, fixed, order.to(device), **train
-                )
-                common = {"parametrization": kind, "modes": k, "width": int(width)}
-                records += [
-                    {**common, "layer": layer, "layer_kind": layer_kind(layer), "step": step}
-                    | {"seed": seed, "rms": rms, "base_modes": base}
-                    for (layer, step), rms in values.items()
-                ]
+            with torch.device("meta"):  # the base model only lends its shapes
+                shapes = FNO(modes=k, width=base_w, **net)
+            par = get_parametrization(kind, base_modes=base, base_shapes=shapes)
+            for w in widths_list:
+                for seed in seeds:
+                    model = FNO(modes=k, width=w, **net)
+                    par.initialize(model, generator=torch.Generator().manual_seed(seed))
+                    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+                    values = _one_run(model.to(device), par, x, y, fixed, order.to(device), **train)
+                    common = {"parametrization": kind, "modes": k, "width": w}
+                    records += [
+                        {**common, "layer": layer, "layer_kind": layer_kind(layer), "step": step}
+                        | {"seed": seed, "rms": rms, "base_modes": base, "base_width": base_w}
+                        for (layer, step), rms in values.items()
+                    ]
     config = {
         "problem": _problem_label(problem),
-        "width": int(width),
+        "width": int(width) if widths is None else widths_list,
         "n_layers": int(n_layers),
         "lr": float(lr),
         "steps": steps,

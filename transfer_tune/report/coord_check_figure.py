@@ -1,8 +1,9 @@
-"""Plotly figure of a coord check over K; it only draws.
+"""Plotly figure of a coord check over K or width; it only draws.
 
 :func:`coord_check_figure` takes a :class:`~transfer_tune.analysis.coord_check.CoordCheckResult`
 and returns a :class:`plotly.graph_objects.Figure` with one panel per recorded layer and
-parametrization (rows: layers in model order; columns: µP beside SP), x = K and y = RMS, both
+parametrization (rows: layers in model order; columns: µP beside SP), x = K (or width) and
+y = RMS, both
 on log axes, one line per step: ``t = 0`` is the layer's output at init, ``t >= 1`` the change
 of that output after t Adam steps. Every trace carries ``meta = {"role": "curve",
 "parametrization", "layer", "step"}``.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from transfer_tune.analysis.coord_check import CoordCheckResult
+from transfer_tune.analysis.coord_result import CoordCheckResult
 from transfer_tune.core.parametrization import display_name
 from transfer_tune.report import style
 
@@ -24,7 +25,7 @@ ROW_HEIGHT = 190
 
 
 def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go.Figure:
-    """Layer output size (t = 0) and update size (t >= 1) against K, µP beside SP.
+    """Layer output size (t = 0) and update size (t >= 1) against K or width, µP beside SP.
 
     Parameters
     ----------
@@ -32,9 +33,15 @@ def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go
         From :func:`transfer_tune.analysis.coord_check.coord_check` (or read back with
         :meth:`CoordCheckResult.from_records`).
     title : str, optional
-        Overrides the default title (which states K_base and the spectral verdicts).
+        Overrides the default title (which states the base and the verdicts).
     """
-    kinds, layers, modes, steps = result.parametrizations, result.layers, result.modes, result.steps
+    kinds, layers, points, steps = (
+        result.parametrizations,
+        result.layers,
+        result.points,
+        result.steps,
+    )
+    name = result.axis_label
     step_colors = style.colors(steps)
     fig = make_subplots(
         rows=len(layers),
@@ -51,7 +58,7 @@ def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go
                 label = "t = 0 (init: output RMS)" if step == 0 else f"t = {step} (change RMS)"
                 fig.add_trace(
                     go.Scatter(
-                        x=list(modes),
+                        x=list(points),
                         y=style.finite_or_none(result.curve(kind, layer, step)),
                         mode="lines+markers",
                         name=label,
@@ -60,9 +67,10 @@ def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go
                         line={"color": step_colors[step], "dash": "dot" if step == 0 else None},
                         text=[
                             f"± {result.std(kind, layer, k, step):.2g} (sd over seeds)"
-                            for k in modes
+                            for k in points
                         ],
-                        hovertemplate="K=%{x}: %{y:.4g} %{text}<extra>"
+                        hovertemplate=f"{name}="
+                        + "%{x}: %{y:.4g} %{text}<extra>"
                         + f"{display_name(kind)} {layer} t={step}</extra>",
                         meta={
                             "role": "curve",
@@ -74,20 +82,20 @@ def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go
                     row=row,
                     col=col,
                 )
-            fig.update_xaxes(type="log", tickvals=list(modes), row=row, col=col)
+            fig.update_xaxes(type="log", tickvals=list(points), row=row, col=col)
             fig.update_yaxes(type="log", row=row, col=col)
         fig.update_yaxes(title_text="RMS", row=row, col=1)
     for col in range(1, len(kinds) + 1):
-        fig.update_xaxes(title_text="K (modes)", row=len(layers), col=col)
+        fig.update_xaxes(title_text="K (modes)" if name == "K" else name, row=len(layers), col=col)
     if title is None:
-        verdict = result.verdict
+        verdict, layer = result.verdict, result.verdict_layer
         parts = [
-            f"{display_name(k)} {verdict[k]} ({result.kind_ratio(k, 'spectral'):.2f}x)"
-            for k in kinds
+            f"{display_name(k)} {verdict[k]} ({result.kind_ratio(k, layer):.2f}x)" for k in kinds
         ]
+        base = "K_base" if name == "K" else "base width"
         title = (
-            f"Coord check over K (K_base {result.base_modes}): spectral update size, "
-            f"K = {max(modes)} / K = {result.base_modes}: {'; '.join(parts)}"
+            f"Coord check over {name} ({base} {result.base}): {layer} update size, "
+            f"{name} = {max(points)} / {name} = {result.base}: {'; '.join(parts)}"
         )
     fig.update_layout(
         title=title,
