@@ -34,6 +34,7 @@ from transfer_tune.core.train import TrainData
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.spec import load_spec
 from transfer_tune.search.storage import get_storage
+from transfer_tune.search.studies import retried_trial_number, retry_history
 
 LRS = [1e-3, 1e-2, 30.0]  # the last one diverges
 
@@ -207,7 +208,8 @@ def test_killed_worker_leaves_a_running_trial_that_resume_fails_and_reruns(tmp_p
     trials = {t.number: t for t in study.get_trials()}
     assert trials[2].state == TrialState.FAIL
     assert "worker stopped" in trials[2].user_attrs["fail_reason"]
-    assert trials[3].system_attrs["retry_of"] == 2
+    assert retried_trial_number(trials[3]) == 2  # Optuna's retry format
+    assert retry_history(trials[3]) == [2]
     assert trials[3].params == trials[2].params
     assert {n: trials[n].datetime_start for n in (0, 1)} == first_two
     assert result.complete and load_sweep(url, "k") == result

@@ -7,16 +7,16 @@ that a restarted container or a rerun gives to another process is not taken for 
 trials whose process is gone *on this host* (or every RUNNING trial, when told that no other
 worker runs), with the reason in the user attribute ``fail_reason``. Each caller then queues
 the failed work again: the proxy search with :func:`retry_once` (the same parameters, once,
-marked the way Optuna's ``RetryHeartbeatStaleTrialCallback`` marks its retries), a sweep by
-queueing every failed grid point.
+marked the way Optuna's ``RetryHeartbeatStaleTrialCallback`` marks its retries,
+:func:`transfer_tune.search.studies.queue_retry`), a sweep by queueing every failed grid point
+the same way.
 
 Workers on other hosts cannot be probed by pid: on RDB storages (SQLite, PostgreSQL) the
 proxy search also keeps Optuna's heartbeats (:func:`open_study_storage`), which fail and
 re-queue a trial whose worker stopped beating for the grace period, wherever it ran.
 
-Only Optuna's public API is used: the storage object the caller opened, trial ids from
-``get_study_id_from_name`` / ``get_trial_id_from_study_id_trial_number``, and
-``set_trial_state_values``.
+A trial of another process is failed through the storage
+(:func:`transfer_tune.search.optuna_internals.fail_trial`, the one home of Optuna internals).
 
 Threads: worker processes on one machine share its cores, so each runs on
 :func:`torch_threads` ``(processes)`` = ``max(1, cores // processes)`` torch threads, ``cores``
@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from transfer_tune.search.optuna_internals import fail_trial
 from transfer_tune.search.storage import get_storage
+from transfer_tune.search.studies import queue_retry
 
 #: User attribute of every trial: the ``host:pid`` of the process that runs it.
 WORKER_ATTR = "worker"
@@ -168,40 +169,23 @@ def fail_orphans(
         The trials this call failed, as they were (RUNNING); a trial another process failed
         first is not among them.
     """
-    study_id = storage.get_study_id_from_name(study.study_name)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not (every_running or trial_worker_gone(trial)):
             continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", FAIL_REASON)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue  # another worker failed it first (and queues its retry)
-        failed.append(trial)
+        if fail_trial(storage, study.study_name, trial.number, {"fail_reason": FAIL_REASON}):
+            failed.append(trial)  # else another worker failed it first (and queues its retry)
     return failed
 
 
 def retry_once(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Queue ``trial``'s parameters again unless it is itself a retry; whether it was queued.
 
-    The retry carries the system attributes Optuna's ``RetryHeartbeatStaleTrialCallback``
-    gives its retries (``failed_trial``, ``retry_history``), so one query finds retries made
-    by either mechanism.
+    The retry is recorded as Optuna's ``RetryHeartbeatStaleTrialCallback`` records its own
+    (:func:`transfer_tune.search.studies.queue_retry` with ``max_retry=1``), so one query
+    finds retries made by either mechanism.
     """
-    history = list(trial.system_attrs.get("retry_history", []))
-    if history:
-        return False
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]},
-        )
-    )
-    return True
+    return queue_retry(study, trial, max_retry=1)
 
 
 def _grace(heartbeat_interval: int | None, grace_period: int | None) -> int | None:

@@ -3,13 +3,13 @@
 
 Before work starts, every study is prepared: the RUNNING trials of dead workers are failed
 (:func:`transfer_tune.search.workers.fail_orphans`, the mechanism the proxy search uses too)
-and every failed grid point is queued again.
+and every failed grid point is queued again, recorded as Optuna records a retry
+(:func:`transfer_tune.search.studies.queue_retry`).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,7 +45,9 @@ from transfer_tune.analysis.landscape.results import (
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, resolve_device
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.optuna_internals import grid_attrs, grid_id
 from transfer_tune.search.storage import get_storage, redact_url
+from transfer_tune.search.studies import create_study, open_study, queue_retry
 from transfer_tune.search.workers import fail_orphans, torch_threads
 
 _GRID_SEED = 0  # every worker builds the same GridSampler, so grid ids mean the same points
@@ -213,16 +215,12 @@ def _check_same_sweep(store: BaseStorage, config: SweepConfig, url: str) -> None
 
 def _open_study(store: BaseStorage, config: SweepConfig, kind: str, k: int) -> optuna.Study:
     """The study of one (parametrization, K), created with its user attributes if new."""
-    study = optuna.create_study(
-        study_name=study_name(config.name, kind, k),
-        storage=store,
-        direction="minimize",
+    study = create_study(
+        study_name(config.name, kind, k),
+        store,
+        metric_name=metric_name(config.problem),
         sampler=GridSampler(config.grid_space(), seed=_GRID_SEED),
-        load_if_exists=True,
     )
-    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([metric_name(config.problem)])
     if not study.user_attrs:
         stored = config.to_dict()
         attrs = {
@@ -251,29 +249,16 @@ def prepare_study(study: optuna.Study, storage: BaseStorage, reset_running: bool
     """Fail dead workers' RUNNING trials and queue every failed grid point again; #queued."""
     fail_orphans(study, storage, every_running=reset_running)
     trials = study.get_trials(deepcopy=False)
-    done = {t.system_attrs.get("grid_id") for t in trials if finished_ok(t)}
-    busy = {
-        t.system_attrs.get("grid_id")
-        for t in trials
-        if t.state in (TrialState.WAITING, TrialState.RUNNING)
-    }
+    done = {grid_id(t) for t in trials if finished_ok(t)}
+    busy = {grid_id(t) for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)}
     queued = 0
     for t in trials:
-        grid_id = t.system_attrs.get("grid_id")
-        if grid_id is None or grid_id in done or grid_id in busy or not t.state.is_finished():
+        point = grid_id(t)
+        if point is None or point in done or point in busy or not t.state.is_finished():
             continue
         # a FAIL trial (or a PRUNED one without a divergence record): run its point again
-        system_attrs = {k: v for k, v in t.system_attrs.items() if k in ("grid_id", "search_space")}
-        system_attrs["retry_of"] = t.number
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=t.params,
-                distributions=t.distributions,
-                system_attrs=system_attrs,
-            )
-        )
-        busy.add(grid_id)
+        queue_retry(study, t, system_attrs=grid_attrs(t))
+        busy.add(point)
         queued += 1
     return queued
 
@@ -283,11 +268,7 @@ def has_work(study: optuna.Study, n_grid: int) -> bool:
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials):
         return True
-    started = {
-        t.system_attrs.get("grid_id")
-        for t in trials
-        if t.state.is_finished() or t.state == TrialState.RUNNING
-    }
+    started = {grid_id(t) for t in trials if t.state.is_finished() or t.state == TrialState.RUNNING}
     return any(g not in started for g in range(n_grid))
 
 
@@ -312,11 +293,7 @@ def run_unit(
         torch.set_num_threads(threads)
     if verbosity is not None:
         optuna.logging.set_verbosity(verbosity)
-    study = optuna.load_study(
-        study_name=name,
-        storage=storage if isinstance(storage, BaseStorage) else get_storage(storage),
-        sampler=GridSampler(config.grid_space(), seed=_GRID_SEED),
-    )
+    study = open_study(name, storage, sampler=GridSampler(config.grid_space(), seed=_GRID_SEED))
     objective = Objective(config, kind, modes, data, device)
     n_grid = config.n_grid
 
