@@ -56,8 +56,9 @@ from transfer_tune.report.dashboard import (
 )
 from transfer_tune.report.history import tuning_history_figure
 from transfer_tune.report.notes import with_workflow_link
-from transfer_tune.report.readers import open_study, read_proxy_history, read_target, study_ids
+from transfer_tune.report.readers import read_proxy_history, read_target, study_ids
 from transfer_tune.search.storage import artifact_dir, get_storage
+from transfer_tune.search.studies import open_study
 from transfer_tune.search.transfer import transfer
 from transfer_tune.search.tune import tune
 
@@ -381,7 +382,7 @@ def test_readers_give_the_numbers_of_the_study_objects(storage):
     assert read_target(storage, "no-such-study") is None
     with pytest.raises(TransferTuneError, match="no study named 'nope'.*" + PROXY):
         read_proxy_history(storage, "nope")
-    opened = open_study(get_storage(storage), PROXY)  # a storage object works as a URL does
+    opened = open_study(PROXY, get_storage(storage))  # a storage object works as a URL does
     assert opened.user_attrs == proxy.user_attrs
     assert [(t.number, t.value) for t in opened.trials] == [
         (t.number, t.value) for t in proxy.trials

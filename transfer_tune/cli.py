@@ -128,23 +128,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    import optuna
-
     from transfer_tune.search.storage import (
         dashboard_command,
         get_storage,
         normalize_url,
-        redact_url,
     )
+    from transfer_tune.search.studies import open_study
     from transfer_tune.search.transfer import plan_transfer, run_target
 
     _check_study_args(args)
     url = normalize_url(args.storage)
-    try:
-        store = get_storage(url, must_exist=True, read_only=args.plan_only)  # a plan only reads
-        study = optuna.load_study(study_name=args.study, storage=store)
-    except KeyError as exc:
-        raise TransferTuneError(f"no study named {args.study!r} in {redact_url(url)}") from exc
+    store = get_storage(url, must_exist=True, read_only=args.plan_only)  # a plan only reads
+    study = open_study(args.study, store)
     plan = plan_transfer(  # checks epochs, K and the evaluation grid before anything prints
         study,
         args.modes,
@@ -255,10 +250,9 @@ _WORKER_OPTIONS = ("seed", "sampler", "pruner", "device", "heartbeat_interval", 
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import optuna
-
     from transfer_tune.search import proxy
     from transfer_tune.search.storage import get_storage, normalize_url
+    from transfer_tune.search.studies import open_study
     from transfer_tune.search.workers import open_study_storage
 
     _check_study_args(args)
@@ -271,7 +265,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         progress=True,
         **_given(**{key: getattr(args, key) for key in _WORKER_OPTIONS}),
     )
-    study = optuna.load_study(study_name=args.study, storage=open_study_storage(url))
+    study = open_study(args.study, open_study_storage(url))
     print(f"worker ran {done} trial(s); the study holds {proxy.count_finished(study)} finished")
     proxy.best_values(study)  # a clear error when no trial completed
     print(f"best value {study.best_value:.4f} (trial {study.best_trial.number})")

@@ -370,21 +370,14 @@ def calibration_from_curves(
 def _open_study(study: Any, storage: Any) -> tuple[Any, str]:
     import optuna
 
-    from transfer_tune.search.storage import (
-        check_study_name,
-        get_storage,
-        normalize_url,
-        redact_url,
-    )
+    from transfer_tune.search.storage import check_study_name, get_storage, normalize_url
+    from transfer_tune.search.studies import open_study
 
     url = normalize_url(storage)
     if isinstance(study, optuna.Study):
         return study, url
     check_study_name(study)
-    try:
-        return optuna.load_study(study_name=study, storage=get_storage(url, must_exist=True)), url
-    except KeyError as exc:
-        raise TransferTuneError(f"no proxy study {study!r} in {redact_url(url)}") from exc
+    return open_study(study, get_storage(url, must_exist=True)), url
 
 
 def calibrate(

@@ -47,7 +47,6 @@ from transfer_tune.report.notes import (
 )
 from transfer_tune.report.readers import (
     ProxyHistory,
-    open_study,
     read_proxy_history,
     study_ids,
 )
@@ -59,6 +58,7 @@ from transfer_tune.search.storage import (
     safe_filename,
     storage_file,
 )
+from transfer_tune.search.studies import open_study
 
 __all__ = [
     "annotate_all",
@@ -195,13 +195,13 @@ def annotate_sweep(
             figs["heatmap"] = heatmap_figure(result, loss=loss)
     for kind in result.parametrizations:
         for k in result.modes:
-            study = open_study(store, study_name(sweep_name, kind, k))
+            study = open_study(study_name(sweep_name, kind, k), store)
             _save_note(study, sweep_note(result, analysis, kind, k, proxies, ids))
             if figures:
                 for graph_id, fig in figs.items():
                     _save_graph(study, fig, graph_id)
     if artifacts:
-        anchor = open_study(store, anchor_name(result))
+        anchor = open_study(anchor_name(result), store)
         files_store = artifact_store(url)
         with tempfile.TemporaryDirectory() as tmp:
             stems = {safe_filename(f"{sweep_name}_{k}"): f for k, f in figs.items()}
@@ -279,7 +279,7 @@ def _link_sweeps_back(url: str, store: Any, proxy: str, ids: dict[str, int]) -> 
             continue
         for kind in result.parametrizations:
             for k in result.modes:
-                study = open_study(store, study_name(name, kind, k))
+                study = open_study(study_name(name, kind, k), store)
                 note = get_note(study)
                 if note.strip():
                     linked = with_workflow_link(note, proxies, ids)
@@ -318,7 +318,7 @@ def annotate_proxy_study(
 
     url = normalize_url(storage)
     store = get_storage(url)
-    study = open_study(store, proxy_study_name)
+    study = open_study(proxy_study_name, store)
     history = read_proxy_history(store, proxy_study_name)
     if history.user_attrs.get("kind") != "proxy":
         raise TransferTuneError(
@@ -330,7 +330,7 @@ def annotate_proxy_study(
     target = history.target
     note = proxy_note(history, workflow)
     _save_note(study, note)
-    target_study = open_study(store, target.name) if target else None
+    target_study = open_study(target.name, store) if target else None
     if target_study is not None:
         _save_note(target_study, target_note(history, workflow.ids))
     own = {"tuning-history": tuning_history_figure(history)}

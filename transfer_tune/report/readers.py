@@ -14,14 +14,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.storage import get_storage
+from transfer_tune.search.studies import find_study, open_study
 
 __all__ = [
     "ProxyHistory",
     "TargetRun",
     "TrialRecord",
-    "open_study",
     "read_curves",
     "read_proxy_history",
     "read_target",
@@ -172,18 +171,6 @@ def _store(storage: Any) -> Any:
     return storage
 
 
-def open_study(storage: Any, name: str) -> optuna.Study:
-    """Load study ``name`` from a storage (URL, path or storage object) or say what is there."""
-    store = _store(storage)
-    try:
-        return optuna.load_study(study_name=name, storage=store)
-    except KeyError:
-        names = [s.study_name for s in store.get_all_studies()]
-        raise TransferTuneError(
-            f"no study named {name!r} in the storage; it holds: {', '.join(names) or 'none'}"
-        ) from None
-
-
 def _target_run(study: optuna.Study) -> TargetRun:
     attrs = study.user_attrs
     plan = attrs.get("plan", {}) or {}
@@ -225,12 +212,8 @@ def study_ids(storage: Any) -> dict[str, int]:
 
 def read_target(storage: Any, target_study_name: str) -> TargetRun | None:
     """The target run recorded in study ``target_study_name``, or ``None`` if there is none."""
-    store = _store(storage)
-    try:
-        study = optuna.load_study(study_name=target_study_name, storage=store)
-    except KeyError:
-        return None
-    return _target_run(study)
+    study = find_study(target_study_name, _store(storage))
+    return None if study is None else _target_run(study)
 
 
 def read_proxy_history(storage: Any, proxy_study_name: str) -> ProxyHistory:
@@ -240,7 +223,7 @@ def read_proxy_history(storage: Any, proxy_study_name: str) -> ProxyHistory:
     :func:`transfer_tune.search.transfer.run_target`); ``None`` when missing.
     """
     store = _store(storage)
-    study = open_study(store, proxy_study_name)
+    study = open_study(proxy_study_name, store)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     linked = study.user_attrs.get("target_study")
     return ProxyHistory(
@@ -273,7 +256,7 @@ def read_curves(storage: Any, name: str) -> list[Any]:
     store = _store(storage)
     studies = sweep_studies(store, name)
     if not studies:
-        study = open_study(store, name)
+        study = open_study(name, store)
         trials = study.get_trials(deepcopy=False)
         curves = {
             f"trial {t.number}": _epoch_curve(t)
@@ -295,7 +278,7 @@ def read_curves(storage: Any, name: str) -> list[Any]:
             int(s.user_attrs["modes"]),
         ),
     ):
-        study = optuna.load_study(study_name=s.study_name, storage=store)
+        study = open_study(s.study_name, store)
         points: dict[str, list[FrozenTrial]] = {}
         bad: set[str] = set()
         pruned = 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace
 from transfer_tune.search.storage import check_study_name, normalize_url, redact_url
+from transfer_tune.search.studies import create_study, open_study
 from transfer_tune.search.workers import (
     WORKER_ATTR,
     checkable_here,
@@ -228,15 +228,9 @@ def run_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = normalize_url(storage)
     store = open_study_storage(url, heartbeat_interval, grace_period)
-    try:
-        study = optuna.load_study(
-            study_name=study_name,
-            storage=store,
-            sampler=make_sampler(sampler, seed),
-            pruner=make_pruner(pruner),
-        )
-    except KeyError as exc:
-        raise TransferTuneError(f"no study named {study_name!r} in {redact_url(url)}") from exc
+    study = open_study(
+        study_name, store, sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner)
+    )
     setup = ProxySetup.from_study(study)
     check_model_allowed(setup.model)  # before any data or trial: the study names the code
     horizon = (study.user_attrs.get("horizon") or {}).get("epochs")
@@ -305,17 +299,13 @@ def create_proxy_study(
     if study_name is not None:
         check_study_name(study_name)
     name = study_name or f"{setup.problem['name']}-proxy-K{setup.model['modes']}"
-    study = optuna.create_study(
-        storage=open_study_storage(url),
-        study_name=name,
-        direction="minimize",
-        load_if_exists=True,
+    study = create_study(
+        name,
+        open_study_storage(url),
+        metric_name=METRIC_NAME,
         sampler=make_sampler(sampler, setup.seed),
         pruner=make_pruner(pruner),
     )
-    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRIC_NAME])
     attrs = setup.to_attrs()
     if study.user_attrs.get("kind") is None:
         for key, value in attrs.items():

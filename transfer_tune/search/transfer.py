@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,9 +57,9 @@ from transfer_tune.search.storage import (
     checkpoint_dir,
     get_storage,
     normalize_url,
-    redact_url,
     safe_filename,
 )
+from transfer_tune.search.studies import create_study, open_study
 from transfer_tune.search.workers import WORKER_ATTR, record_worker, trial_worker_gone
 
 #: The target study's objective, as the dashboard names it (``metrics["test_l2"]``: outputs
@@ -301,12 +300,7 @@ def _start_target_study(
     The trial records what is run: lr, batch_size, beta1, beta2 as Optuna parameters (within
     the proxy's ``search_space`` ranges) and each group's learning rate as ``lr_<role>``.
     """
-    study = optuna.create_study(
-        storage=store, study_name=name, direction="minimize", load_if_exists=True
-    )
-    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRIC_NAME])
+    study = create_study(name, store, metric_name=METRIC_NAME)
     if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise TransferTuneError(
             f"target study {name!r} already holds a finished run; choose another study_name"
@@ -399,12 +393,7 @@ def run_target(
     check_model_allowed(plan.model)  # the study names the factory: this machine must allow it
     url = normalize_url(storage)
     store = get_storage(url)
-    try:
-        proxy = optuna.load_study(study_name=plan.proxy_study, storage=store)
-    except KeyError as exc:
-        raise TransferTuneError(
-            f"no proxy study {plan.proxy_study!r} in {redact_url(url)}"
-        ) from exc
+    proxy = open_study(plan.proxy_study, store)
     setup = ProxySetup.from_study(proxy)
     problem = load_problem(setup.problem)
     check_target(  # before the study opens
@@ -531,14 +520,7 @@ def transfer(
     if isinstance(study, str):
         check_study_name(study)
         url = normalize_url(storage)
-        try:
-            store = get_storage(url, must_exist=True)
-            study = optuna.load_study(study_name=study, storage=store)
-        except KeyError as exc:
-            names = [s.study_name for s in optuna.get_all_study_summaries(store)]
-            raise TransferTuneError(
-                f"no study named {study!r} in {redact_url(url)}; studies there: {names or 'none'}"
-            ) from exc
+        study = open_study(study, get_storage(url, must_exist=True))
         storage = url
     plan = plan_transfer(
         study,

@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import optuna
 from optuna.storages import BaseStorage
 
 from transfer_tune.analysis.landscape.config import KIND
@@ -18,6 +17,7 @@ from transfer_tune.analysis.landscape.results import (
 )
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.storage import get_storage, normalize_url, redact_url
+from transfer_tune.search.studies import open_study
 
 
 def sweep_studies(storage: BaseStorage, name: str | None = None) -> list[Any]:
@@ -91,6 +91,6 @@ def load_sweep(
     params = list(config["params"])
     rows: list[LandscapeRow] = []
     for s, kind, k in selected:
-        study = optuna.load_study(study_name=s.study_name, storage=store)
+        study = open_study(s.study_name, store)
         rows.extend(rows_from_study(study, kind, k, params).values())
     return SweepResult(name=sweep_name, config=config, rows=sort_rows(rows, config), storage=url)
