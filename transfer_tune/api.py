@@ -10,7 +10,6 @@ from typing import Any
 import optuna
 
 from pdes import load_problem
-from pdes.checks import as_int
 from transfer_tune.search.compute import compute_summary
 from transfer_tune.search.preflight import (
     TargetEnergyWarning,
@@ -23,6 +22,7 @@ from transfer_tune.search.preflight import (
 )
 from transfer_tune.search.proxy import best_values
 from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.sides import Side, resolve_sides
 from transfer_tune.search.storage import check_study_name, dashboard_command, normalize_url
 from transfer_tune.search.transfer import TargetPlan, TargetResult, plan_transfer, run_target
 from transfer_tune.search.tune import tune
@@ -61,13 +61,13 @@ class TransferResult:
 
 def tune_then_transfer(
     problem: Any = "burgers",
-    proxy_modes: int = 4,
-    target_modes: int = 32,
-    width: int = 32,
+    proxy_modes: int | None = None,
+    target_modes: int | None = None,
+    width: int | None = None,
     n_layers: int = 4,
     n_trials: int = 30,
-    proxy_epochs: int = 10,
-    target_epochs: int = 40,
+    proxy_epochs: int | None = None,
+    target_epochs: int | None = None,
     search_space: dict | SearchSpace | None = None,
     storage: str | None = None,
     study_name: str | None = None,
@@ -86,22 +86,34 @@ def tune_then_transfer(
     model: Any = "fno",
     horizon: int | str | None = None,
     allow_smaller: bool = False,
+    proxy: dict | Side | None = None,
+    target: dict | Side | None = None,
 ) -> TransferResult:
-    """Tune the proxy FNO (K = ``proxy_modes``), transfer with µP, train the target once.
+    """Tune a cheap proxy FNO, transfer its values with µP, train the target once.
+
+    The proxy may have fewer modes, a smaller width and a coarser training grid than the
+    target (``proxy=dict(modes=4, width=16, resolution=32, epochs=10)``,
+    ``target=dict(modes=16, width=64, epochs=40)``): width and grid are what make it cheap
+    (a smaller K alone barely shrinks an FNO's step). Fields one side leaves out take the
+    other side's value (:func:`transfer_tune.search.sides.resolve_sides`); the target trains
+    on the problem's own grid.
 
     Parameters
     ----------
     problem : str, dict or pdes.Problem
         ``"burgers"``, ``"darcy"``, ``"navier_stokes"`` (with ``problem_overrides``), or a
-        built problem.
-    proxy_modes, target_modes : int
-        K of the proxy (= K_base) and of the target.
-    width, n_layers : int
-        Hidden width and depth, shared by proxy and target.
-    n_trials, proxy_epochs : int
-        Size of the proxy search and epochs per trial.
-    target_epochs : int
-        Epochs of the one target run.
+        built problem, at the target's grid.
+    proxy, target : dict or Side, optional
+        Fields ``modes`` (K; the proxy's is K_base), ``width``, ``resolution`` (the proxy's
+        training grid, an exact subsample of the problem's; the target's is the problem's),
+        ``epochs`` (per trial for the proxy, of the one run for the target).
+    proxy_modes, target_modes, width, proxy_epochs, target_epochs : int, optional
+        Shortcuts for the K-only case (``width`` sets both sides); defaults K 4 -> 32,
+        width 32, 10 and 40 epochs when neither a shortcut nor a side says.
+    n_layers : int
+        Depth, shared by proxy and target.
+    n_trials : int
+        Size of the proxy search.
     search_space : dict or SearchSpace, optional
         Overrides of the default ranges.
     storage, study_name : str, optional
@@ -139,23 +151,35 @@ def tune_then_transfer(
             check_study_name(name, what)  # before the search, not when annotating after it
     url = normalize_url(storage)
     prob = load_problem(problem, problem_overrides)
-    check_target_args(target_modes, target_epochs, eval_resolution)
-    check_target_k(as_int(proxy_modes, "proxy_modes", minimum=2), target_modes, allow_smaller)
-    target_shape = estimated_shape(prob, target_modes, width, n_layers)
+    p, t = resolve_sides(
+        proxy,
+        target,
+        proxy_modes=proxy_modes,
+        target_modes=target_modes,
+        width=width,
+        proxy_epochs=proxy_epochs,
+        target_epochs=target_epochs,
+        resolution=prob.resolution,
+        allow_smaller=allow_smaller,
+    )
+    check_target_args(t.modes, t.epochs, eval_resolution)
+    check_target_k(p.modes, t.modes, allow_smaller)
+    target_shape = estimated_shape(prob, t.modes, t.width, n_layers)
     batch = min(SearchSpace.from_dict(search_space).max_batch_size(), prob.n_train)
     check_target(  # before any trial: the target's K, grid, memory and data
-        prob, target_modes, target_epochs, eval_resolution, model=target_shape, batch_size=batch
+        prob, t.modes, t.epochs, eval_resolution, model=target_shape, batch_size=batch
     )
-    note = energy_warning(added_target_energy(prob, proxy_modes, target_modes), target_modes)
+    note = energy_warning(added_target_energy(prob, p.modes, t.modes), t.modes)
     if note:  # said before the search, when the user can still choose another K
         warnings.warn(note.removeprefix("warning: "), TargetEnergyWarning, stacklevel=2)
+    coarse = None if p.resolution == prob.resolution else p.resolution
     study = tune(
-        prob, proxy_modes, width, n_layers, n_trials, proxy_epochs,
+        prob, p.modes, p.width, n_layers, n_trials, p.epochs,
         search_space=search_space, storage=url, study_name=study_name, n_jobs=n_jobs,
         seed=seed, sampler=sampler, pruner=pruner, device=device, train=train,
-        progress=progress, model=model, horizon=horizon,
+        progress=progress, model=model, horizon=horizon, resolution=coarse,
     )  # fmt: skip
-    plan = plan_transfer(study, target_modes, target_epochs, allow_smaller=allow_smaller)
+    plan = plan_transfer(study, t.modes, t.epochs, allow_smaller=allow_smaller, width=t.width)
     start = time.perf_counter()
     target = run_target(
         plan,

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from pdes import load_problem
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops, train_step_flops
 from transfer_tune.search.proxy import ProxySetup
 from transfer_tune.search.transfer import TargetPlan
@@ -54,6 +55,9 @@ def trial_epochs(study: optuna.Study) -> list[TrialEpochs]:
 def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_seconds: float):
     """``result.compute``: seconds and FLOP estimates of the search and of the target run.
 
+    ``problem`` is the target's; the search is counted on the proxy's own (maybe coarser)
+    grid.
+
     Keys: ``proxy_seconds`` (sum of the trials' durations), ``target_seconds``,
     ``proxy_step_flops`` / ``target_step_flops`` (one training step at the plan's batch size)
     and ``step_flop_ratio``; ``proxy_search_flops`` (every epoch every trial ran, with its
@@ -64,11 +68,12 @@ def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_
     """
     setup = ProxySetup.from_study(study)
     grid = tuple(problem.grid_shape)
+    proxy = load_problem(setup.problem)  # its grid may be coarser than the target's
     runs = trial_epochs(study)
-    s_flops = search_flops(runs, setup.model, grid, problem.n_train, problem.n_val)
+    s_flops = search_flops(runs, setup.model, proxy.grid_shape, proxy.n_train, proxy.n_val)
     t_run = TrialEpochs(plan.batch_size, plan.epochs)
     t_flops = run_flops(plan.model, grid, problem.n_train, problem.n_val, t_run)
-    proxy_step = train_step_flops(setup.model, grid, plan.batch_size)
+    proxy_step = train_step_flops(setup.model, proxy.grid_shape, plan.batch_size)
     target_step = train_step_flops(plan.model, grid, plan.batch_size)
     proxy_seconds = _search_seconds(study)
     return {

@@ -83,6 +83,9 @@ class ProxySetup:
     train: dict
     epochs: int
     seed: int
+    #: The problem the target trains on when the proxy's is a coarser grid of it (``None``:
+    #: the proxy's own problem, the K-only case).
+    target_problem: dict | None = None
 
     def to_attrs(self) -> dict:
         """User attributes of the proxy study."""
@@ -97,7 +100,10 @@ class ProxySetup:
                 f"study {study.study_name!r} is not a transfer-tune proxy study "
                 f"(its user attribute 'kind' is {attrs.get('kind')!r})"
             )
-        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__})
+        optional = {"target_problem"}  # absent from studies made before it existed
+        return cls(
+            **{k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs or k not in optional}
+        )
 
     def hparams(self, values: dict[str, Any]) -> HParams:
         """Training hyperparameters from tuned ``values`` and the fixed ``train`` settings."""

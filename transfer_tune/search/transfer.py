@@ -1,7 +1,10 @@
-"""From a finished proxy study to the large-K target: the µP plan, then one target run.
+"""From a finished proxy study to the target: the µP plan, then one target run.
 
-The plan reads the per-role multipliers from :mod:`transfer_tune.core.parametrization` (µP with
-``K_base`` = the proxy's K); batch size and betas are unchanged. The target run is recorded in
+The plan reads the multipliers from :mod:`transfer_tune.core.parametrization` (µP with
+``K_base`` = the proxy's K and, when the target is wider, the proxy's shapes as the base of
+the width rule); batch size and betas are unchanged. The proxy may have trained on a coarser
+grid than the target (:func:`transfer_tune.search.tune.tune`'s ``resolution``): the target
+trains and is tested on the full grid, which the plan records. The target run is recorded in
 the same storage as its own study (user attributes link the two), with its per-epoch
 validation losses as intermediate values, its test error at the training resolution and at a
 finer one, its wall time, and a checkpoint next to the storage.
@@ -22,10 +25,14 @@ import torch
 from optuna.trial import TrialState
 
 from pdes import load_problem
+from pdes.checks import as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
-from transfer_tune.core.adapters import tensor_state
+from transfer_tune.core.adapters import ROLES, tensor_state
+from transfer_tune.core.base_shapes import WIDTH_CLASSES
+from transfer_tune.core.base_shapes import base_shapes as read_base_shapes
 from transfer_tune.core.factory import build_model, check_model_allowed
+from transfer_tune.core.flops import train_step_flops
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import (
     RULES,
@@ -52,6 +59,7 @@ from transfer_tune.search.preflight import (
 )
 from transfer_tune.search.proxy import ProxySetup, best_values
 from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.sides import describe
 from transfer_tune.search.storage import (
     check_study_name,
     checkpoint_dir,
@@ -69,13 +77,20 @@ METRIC_NAME = "test rel-L2 (physical units)"
 
 @dataclass
 class GroupPlan:
-    """One parameter role of the target: its multipliers and its learning rate."""
+    """One group of the target's parameters (a role, and how its shape grows from the
+    proxy's): its multipliers and its learning rate."""
 
     role: str
     lr_multiplier: float
     init_multiplier: float
     lr: float
     weight_decay: float = 0.0
+    width: str = "fixed"
+    #: How tables name it: the role, or "role (width class)" when a role has several groups.
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.role
 
 
 @dataclass
@@ -98,6 +113,13 @@ class TargetPlan:
     #: Fraction of the target's (non-mean) energy kept by the target's K and not by the
     #: searched model's (``None`` when it could not be measured).
     added_energy: float | None = None
+    #: The problem the target trains on (``None``: the proxy study's own problem).
+    problem: dict | None = None
+    #: Per axis (modes, width, resolution, epochs): the proxy's and the target's values.
+    proxy: dict = field(default_factory=dict)
+    target: dict = field(default_factory=dict)
+    #: One training step of the proxy over one of the target (FLOP estimate).
+    step_flop_ratio: float | None = None
 
     def energy_warning(self) -> str | None:
         """One line when the target's K adds (almost) nothing the searched model lacks."""
@@ -135,13 +157,17 @@ class TargetPlan:
         lines = [
             f"{self.rule_text()} transfer: K {self.base_modes} (proxy) -> {self.modes} "
             f"(target), d = {self.dim}",
+        ]
+        if self.proxy and self.target:
+            lines.append(describe(self.proxy, self.target, self.step_flop_ratio))
+        lines += [
             f"batch size {self.batch_size}, betas ({self.beta1:.4g}, {self.beta2:.6g}), "
             f"{self.epochs} epochs",
-            f"{'role':<12} {'init x':>10} {'lr x':>10} {'lr':>12}",
+            f"{'group':<20} {'init x':>10} {'lr x':>10} {'lr':>12}",
         ]
         for g in self.groups:
             lines.append(
-                f"{g.role:<12} {g.init_multiplier:>10.6f} {g.lr_multiplier:>10.6f} {g.lr:>12.4e}"
+                f"{g.name:<20} {g.init_multiplier:>10.6f} {g.lr_multiplier:>10.6f} {g.lr:>12.4e}"
             )
         if self.added_energy is not None:
             lines.append(
@@ -191,6 +217,48 @@ def rule_parametrization(study: optuna.Study, rule: str = "mup") -> Parametrizat
     )
 
 
+def _shapes_model(config: dict) -> torch.nn.Module:
+    """The model of ``config`` for its shapes only: on the meta device (no memory, no draw)."""
+    with torch.device("meta"):
+        return build_model(config)
+
+
+def _plan_groups(par: Parametrization, model: torch.nn.Module, lr: float, hp: HParams):
+    """One :class:`GroupPlan` per (role, width class, multipliers) of ``model``'s table."""
+    decoupled = OPTIMIZERS[hp.optimizer][1]
+    keys: dict[tuple, GroupPlan] = {}
+    for row in par.table(model):
+        key = (row.role, row.width, row.lr_multiplier, row.init_multiplier)
+        if key not in keys:
+            keys[key] = GroupPlan(
+                row.role,
+                row.lr_multiplier,
+                row.init_multiplier,
+                lr * row.lr_multiplier,
+                par.group_weight_decay(hp.weight_decay, row.lr_multiplier, decoupled),
+                width=row.width,
+            )
+    order = {role: i for i, role in enumerate(ROLES)}
+    groups = sorted(keys.values(), key=lambda g: (order[g.role], WIDTH_CLASSES.index(g.width)))
+    for g in groups:
+        if sum(other.role == g.role for other in groups) > 1:
+            g.name = f"{g.role} ({g.width})"
+    return groups
+
+
+def _target_problem(setup: ProxySetup, resolution: int | None):
+    """The problem the target trains on: the full grid the proxy's was coarsened from."""
+    problem = load_problem(setup.target_problem or setup.problem)
+    if resolution is None or resolution == problem.resolution:
+        return problem
+    if problem.is_file:
+        raise TransferTuneError(
+            f"target resolution {resolution}: a file problem's target trains on the file's own "
+            f"grid ({problem.resolution}); leave the target's resolution out"
+        )
+    return problem.with_overrides(resolution=resolution, keep_normalizers=False)
+
+
 def plan_transfer(
     study: optuna.Study,
     target_modes: int,
@@ -199,56 +267,81 @@ def plan_transfer(
     *,
     eval_resolution: int | None = None,
     allow_smaller: bool = False,
+    width: int | None = None,
+    resolution: int | None = None,
 ) -> TargetPlan:
-    """The target plan from the best trial of a proxy ``study`` and the target's K.
+    """The target plan from the best trial of a proxy ``study`` and the target's size.
 
     ``rule``: ``"mup"`` (default), ``"sp"``, or ``"calibrated"`` (the exponent that
     ``transfer-tune calibrate`` stored on the study; :func:`rule_parametrization`).
-    ``epochs`` and ``eval_resolution`` (the grid the target will be evaluated on) are checked
-    here, before a plan exists. A target K smaller than the proxy's is an error unless
-    ``allow_smaller`` (µP transfers upward; see :func:`check_target_k`).
+    ``width`` (default the proxy's) and ``resolution`` (default the grid the proxy's problem
+    was coarsened from, else its own) are the target's; a wider target gets µP's width rule
+    with the proxy's shapes as its base (SP reuses every value unchanged). ``epochs`` and
+    ``eval_resolution`` (the grid the target will be evaluated on) are checked here, before a
+    plan exists. A target K smaller than the proxy's is an error unless ``allow_smaller`` (µP
+    transfers upward; see :func:`check_target_k`).
     """
     check_target_args(target_modes, epochs, eval_resolution)
     setup = ProxySetup.from_study(study)
     check_target_k(int(setup.model["modes"]), target_modes, allow_smaller)
+    proxy_width = int(setup.model["width"])
+    width = proxy_width if width is None else as_int(width, "target width")
+    if width < proxy_width:
+        raise TransferTuneError(
+            f"target width {width} is narrower than the proxy's {proxy_width}: µP's width rule "
+            "transfers to wider models"
+        )
     base = rule_parametrization(study, rule)
     values = best_values(study)
-    problem = load_problem(setup.problem)
+    proxy_problem = load_problem(setup.problem)
+    problem = _target_problem(setup, resolution)
     check_modes(target_modes, problem.grid_shape)  # before any plan
     fine = problem.fine_test_problem(eval_resolution)
     if fine is not None:
         check_modes(target_modes, fine.grid_shape)
     dim = setup.model["dim"]
-    scales = base.role_scales(target_modes, dim)
+    target_model = {**setup.model, "modes": target_modes, "width": width}
+    target = _shapes_model(target_model)
+    if width != proxy_width:
+        shapes = read_base_shapes(_shapes_model(setup.model))
+        base = Parametrization.from_dict({**base.to_dict(), "base_shapes": shapes})
     tuned = {k: v for k, v in values.items() if k not in ("lr", "batch_size", "beta1", "beta2")}
     train = {**setup.train, **tuned}  # e.g. a searched weight_decay
     hp = HParams(**train)
-    decoupled = OPTIMIZERS[hp.optimizer][1]
-    groups = [
-        GroupPlan(
-            role,
-            s.lr,
-            s.init,
-            values["lr"] * s.lr,
-            base.group_weight_decay(hp.weight_decay, s.lr, decoupled),
-        )
-        for role, s in scales.items()
-    ]
+    epochs = epochs if epochs is not None else setup.epochs
+    batch = values["batch_size"]
+    step_ratio = train_step_flops(setup.model, proxy_problem.grid_shape, batch) / (
+        train_step_flops(target_model, problem.grid_shape, batch)
+    )
     return TargetPlan(
         proxy_study=study.study_name,
         modes=target_modes,
         base_modes=base.base_modes,
         dim=dim,
         lr=values["lr"],
-        batch_size=values["batch_size"],
+        batch_size=batch,
         beta1=values["beta1"],
         beta2=values["beta2"],
-        epochs=epochs if epochs is not None else setup.epochs,
-        model={**setup.model, "modes": target_modes},
+        epochs=epochs,
+        model=target_model,
         parametrization=base.to_dict(),
         train=train,
-        groups=groups,
+        groups=_plan_groups(base, target, values["lr"], hp),
         added_energy=added_target_energy(problem, setup.model["modes"], target_modes),
+        problem=None if problem.config() == proxy_problem.config() else problem.config(),
+        proxy={
+            "modes": int(setup.model["modes"]),
+            "width": proxy_width,
+            "resolution": proxy_problem.resolution,
+            "epochs": setup.epochs,
+        },
+        target={
+            "modes": target_modes,
+            "width": width,
+            "resolution": problem.resolution,
+            "epochs": epochs,
+        },
+        step_flop_ratio=step_ratio,
     )
 
 
@@ -329,7 +422,7 @@ def _start_target_study(
     record_worker(trial)
     trial.set_user_attr("hparams", values)
     for g in plan.groups:
-        trial.set_user_attr(f"lr_{g.role}", g.lr)
+        trial.set_user_attr(f"lr_{g.name}", g.lr)
     return study, trial
 
 
@@ -395,7 +488,7 @@ def run_target(
     store = get_storage(url)
     proxy = open_study(plan.proxy_study, store)
     setup = ProxySetup.from_study(proxy)
-    problem = load_problem(setup.problem)
+    problem = load_problem(plan.problem or setup.problem)
     check_target(  # before the study opens
         problem,
         plan.modes,
@@ -404,12 +497,14 @@ def run_target(
         model=plan.model,
         batch_size=plan.batch_size,
     )
-    name = study_name or f"{plan.proxy_study}-target-K{plan.modes}"
+    wider = plan.target.get("width") != plan.proxy.get("width")
+    suffix = f"-w{plan.target['width']}" if plan.target and wider else ""
+    name = study_name or f"{plan.proxy_study}-target-K{plan.modes}{suffix}"
     distributed.init_from_env(resolve_device(device))
     main = distributed.is_main()
     if main:
         study, trial = _start_target_study(
-            store, name, plan, setup.problem, take_over, setup.search_space
+            store, name, plan, plan.problem or setup.problem, take_over, setup.search_space
         )
         problem.dataset("train"), problem.dataset("val")  # generate once, then the others read
     distributed.barrier()
@@ -489,7 +584,7 @@ def run_target(
                 "model_config": plan.model,
                 "parametrization": plan.parametrization,
                 "plan": plan.to_dict(),
-                "problem": setup.problem,
+                "problem": plan.problem or setup.problem,
                 "normalizers": problem.normalizers.state_dict(),
                 "metrics": metrics,
                 "history": history,

@@ -20,11 +20,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
+import torch
 
 from pdes import load_problem
 from pdes.checks import as_int
+from pdes.coarse import coarse_problem
 from pdes.processes import parallel
-from transfer_tune.core.factory import allowed_models, model_config
+from transfer_tune.core.base_shapes import base_shapes
+from transfer_tune.core.factory import allowed_models, build_model, model_config
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import HParams, resolve_device
@@ -62,6 +65,8 @@ def tune(
     base_modes: int | None = None,
     model: Any = "fno",
     horizon: int | str | None = None,
+    resolution: int | None = None,
+    base_width: int | None = None,
 ) -> optuna.Study:
     """Tune lr, batch size and betas of the proxy FNO; resumable by study name.
 
@@ -102,6 +107,13 @@ def tune(
         exactly SP). Another value searches the base rate of a µP model at ``proxy_modes``
         (e.g. a direct µP search at the target's K, for a compute audit); the plan then
         transfers relative to it.
+    base_width : int, optional
+        The width at which the searched model's µP is SP (default ``width``): like
+        ``base_modes``, another value searches a µP model wider than its base.
+    resolution : int, optional
+        The proxy's training grid, coarser than the problem's (an exact subsample,
+        :func:`pdes.coarse.coarse_problem`); default the problem's own. K must fit it. The
+        study records the problem's full grid as the target's.
     model : {"fno", "neuralop"}, callable or str
         The model searched (and transferred): transfer-tune's FNO, neuraloperator's ``FNO``
         (``pip install "transfer-tune[neuralop]"``), or a module-level factory / its path
@@ -123,7 +135,8 @@ def tune(
     epochs = as_int(epochs, "epochs")
     seed = as_int(seed, "seed", minimum=0, maximum=2**32 - 1)
     resolve_device(device)  # a bad device fails before any study is created
-    prob = load_problem(problem, problem_overrides)
+    full = load_problem(problem, problem_overrides)
+    prob = full if resolution is None else coarse_problem(full, resolution)
     space = SearchSpace.from_dict(search_space)
     explicit = isinstance(search_space, SearchSpace) or "batch_size" in (search_space or {})
     space, restricted = space.fit_batch_size(prob.n_train, explicit=explicit)
@@ -153,16 +166,21 @@ def tune(
         in_channels=prob.in_channels,
         out_channels=prob.out_channels,
     )
+    shapes = None
+    if base_width is not None and as_int(base_width, "base_width") != width:
+        with torch.device("meta"):
+            shapes = base_shapes(build_model({**config, "width": base_width}))
     setup = ProxySetup(
         problem=prob.config(),
         model=config,
         parametrization=get_parametrization(
-            "mup", base_modes=proxy_modes if base_modes is None else base_modes
+            "mup", base_modes=proxy_modes if base_modes is None else base_modes, base_shapes=shapes
         ).to_dict(),
         search_space=space.to_dict(),
         train=train,
         epochs=epochs,
         seed=seed,
+        target_problem=None if prob is full else full.config(),
     )
     url = normalize_url(storage)
     study = create_proxy_study(setup, url, study_name, sampler, pruner)
