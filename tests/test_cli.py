@@ -1,5 +1,6 @@
 """The command line: demo, spec errors (exit 2, one line), tune/transfer from a spec."""
 
+import json
 import re
 import subprocess
 import sys
@@ -31,6 +32,12 @@ def test_demo_quick_prints_results_and_dashboard_command(tmp_path):
     small, big = (float(v) for v in re.findall(r"K=\d+ ([0-9.]+)", line))
     assert 0 < small < 2 and 0 < big < 2 and f"{small / big:.2f}x lower" in line
     assert (tmp_path / "studies" / "transfer_tune.db").exists()
+    # the proxy is narrower and coarser, and the demo says what that saved
+    for axis in ("modes (K)   4 -> 8", "width       4 -> 8", "grid        32 -> 64"):
+        assert axis in proc.stdout
+    cost = next(x for x in proc.stdout.splitlines() if x.startswith("cost: the proxy search"))
+    ratio = float(re.search(r"one proxy step costs ([0-9.]+) of a target step", cost).group(1))
+    assert 0 < ratio < 0.5
 
 
 @pytest.mark.parametrize(
@@ -65,6 +72,26 @@ def test_tune_then_transfer_from_the_cli(tmp_path, capsys):
     assert "spectral" in out and "checkpoint:" in out
     assert main(["transfer", "missing", "--modes", "8", "--storage", db]) == 2
     assert "no study named 'missing'" in capsys.readouterr().err
+    wide = ["transfer", "cli", "--modes", "8", "--width", "16", "--plan-only", "--storage", db]
+    assert main(wide) == 0
+    out = capsys.readouterr().out
+    assert "width       8 -> 16" in out and "pointwise" in out
+    assert "projection (output)" in out and "projection (fixed)" in out
+    assert main([*wide[:5], "4", *wide[6:]]) == 2
+    assert "narrower than the proxy's 8" in capsys.readouterr().err
+
+
+def test_coord_check_over_width_from_the_cli(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(CLI_SPEC_TOML)
+    out_dir = tmp_path / "cc"
+    args = ["coord-check", str(spec), "--widths", "4,8", "--steps", "1", "--seeds", "1"]
+    assert main([*args, "--batch-size", "8", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "coord check over width = 4, 8 (base width 4, K = 4)" in out
+    record = json.loads((out_dir / "coord_check.json").read_text())
+    assert {r["width"] for r in record["records"]} == {4, 8}
+    assert {r["modes"] for r in record["records"]} == {4}
 
 
 LANDSCAPE_SPEC = """

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from transfer_tune.api import tune_then_transfer
+from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.search_space import SearchSpace
-from transfer_tune.search.spec import load_spec
+from transfer_tune.search.spec import load_spec, parse_spec
 
 SPECS = sorted((Path(__file__).parents[1] / "studies").glob("*.toml"))
 
@@ -113,3 +114,23 @@ def test_a_sweep_spec_with_projection_width_parses_for_the_api_and_the_cli(tmp_p
     with pytest.raises(TransferTuneError, match=r"unknown key\(s\) \['mode'\] in \[landscape\]"):
         load_spec(path)
     assert main(["landscape", str(path)]) == 2
+
+
+def test_proxy_and_target_tables_become_sides_and_tune_arguments():
+    spec = parse_spec(
+        {
+            "problem": {"name": "darcy", "resolution": 33},
+            "model": {"n_layers": 2},
+            "proxy": {"modes": 4, "width": 8, "resolution": 17, "epochs": 3},
+            "target": {"modes": 12, "width": 32, "epochs": 9, "eval_resolution": 65},
+        }
+    )
+    kw = spec.workflow_kwargs()
+    assert kw["proxy"] == {"modes": 4, "width": 8, "resolution": 17, "epochs": 3}
+    assert kw["target"] == {"modes": 12, "width": 32, "epochs": 9}
+    assert kw["eval_resolution"] == 65
+    tune = spec.tune_kwargs()
+    assert (tune["proxy_modes"], tune["width"], tune["epochs"], tune["resolution"]) == (4, 8, 3, 17)
+    assert "proxy" not in tune and "target" not in tune and "eval_resolution" not in tune
+    with pytest.raises(TransferTuneError, match=r"unknown key\(s\) \['depth'\] in \[proxy\]"):
+        parse_spec({"problem": {"name": "darcy"}, "proxy": {"depth": 2}})

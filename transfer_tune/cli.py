@@ -26,18 +26,20 @@ from transfer_tune.faults import quiet_failures, storage_error
 DEMO = {
     "problem": dict(name="burgers", resolution=128, n_train=256, n_val=64, n_test=64,
                     nu=0.005, n_fine=512, dt=0.002),
-    "model": {"width": 32, "n_layers": 4, "proxy_modes": 2, "target_modes": 8},
-    "tune": {"n_trials": 10, "epochs": 8, "study_name": "demo-burgers-proxy-K2"},
-    "target": {"epochs": 30},
+    "model": {"n_layers": 4},
+    "proxy": {"modes": 2, "width": 8, "resolution": 64, "epochs": 8},  # narrow and coarse
+    "target": {"modes": 8, "width": 32, "epochs": 30},  # on the problem's 128-point grid
+    "tune": {"n_trials": 10, "study_name": "demo-burgers-proxy-K2-w8"},
     "search_space": {"batch_size": [8, 16, 32]},
 }  # fmt: skip
 #: Tiny sizes (seconds): the demo's code path for the test suite (``demo --quick``).
 DEMO_QUICK = {
     "problem": dict(name="burgers", resolution=64, n_train=32, n_val=8, n_test=8, n_fine=256,
                     dt=0.002),
-    "model": {"width": 8, "n_layers": 2, "proxy_modes": 4, "target_modes": 8},
-    "tune": {"n_trials": 3, "epochs": 2, "study_name": "demo-quick-burgers-proxy-K4"},
-    "target": {"epochs": 2},
+    "model": {"n_layers": 2},
+    "proxy": {"modes": 4, "width": 4, "resolution": 32, "epochs": 2},
+    "target": {"modes": 8, "width": 8, "epochs": 2},
+    "tune": {"n_trials": 3, "study_name": "demo-quick-burgers-proxy-K4-w4"},
     "search_space": {"batch_size": [8, 16]},
 }  # fmt: skip
 
@@ -146,6 +148,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         args.epochs,
         **_given(rule=args.rule, eval_resolution=args.eval_resolution),
         allow_smaller=args.allow_smaller,
+        **_given(width=args.width, resolution=args.resolution),
     )
     print(plan.table())
     if plan.energy_warning():
@@ -221,27 +224,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from transfer_tune.search.transfer import transfer
 
     spec = DEMO_QUICK if args.quick else DEMO
-    proxy, target = spec["model"]["proxy_modes"], spec["model"]["target_modes"]
-    epochs = spec["target"]["epochs"]
+    p, t = spec["proxy"], spec["target"]
+    grid = spec["problem"]["resolution"]
     print(
-        f"transfer-tune demo: Burgers 1-D, tune a K={proxy} proxy FNO with Optuna, transfer with "
-        f"µP to K={target} and train it once; then train K={proxy} with the same values and "
-        "budget, to show what the larger K gains."
+        f"transfer-tune demo: Burgers 1-D, tune a cheap proxy FNO (K={p['modes']}, width "
+        f"{p['width']}, {p['resolution']} points) with Optuna, transfer with µP to K={t['modes']}, "
+        f"width {t['width']}, {grid} points, and train it once; then train K={p['modes']} at the "
+        "target's width and grid with the same values and budget, to show what the larger K gains."
     )
     result = _run_workflow(spec, args.storage, args.device)
     _, same = transfer(
         result.study,
-        proxy,
+        p["modes"],
         result.storage,
-        epochs=epochs,
-        study_name=f"{result.study.study_name}-same-budget-K{proxy}",
+        epochs=t["epochs"],
+        width=t["width"],
+        study_name=f"{result.study.study_name}-same-budget-K{p['modes']}-w{t['width']}",
         progress=False,
         **_given(device=args.device),
     )
     big, small = result.target.metrics["test_l2"], same.metrics["test_l2"]
+    c = result.compute
     print(
-        f"test rel-L2 with the tuned values and {epochs} epochs: K={proxy} {small:.4f}, "
-        f"K={target} {big:.4f} ({small / big:.2f}x lower with the larger K)"
+        f"cost: the proxy search took {c['proxy_seconds']:.1f} s "
+        f"({c['search_to_target_flop_ratio']:.2f}x the target run's FLOPs), the target run "
+        f"{c['target_seconds']:.1f} s; one proxy step costs {c['step_flop_ratio']:.3f} of a "
+        "target step"
+    )
+    print(
+        f"test rel-L2 with the tuned values and {t['epochs']} epochs: K={p['modes']} {small:.4f}, "
+        f"K={t['modes']} {big:.4f} ({small / big:.2f}x lower with the larger K)"
     )
     return 0
 
@@ -299,6 +311,7 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
     result = coord_check_from_spec(
         args.spec,
         modes=args.modes,
+        widths=args.widths,
         steps=args.steps,
         lr=args.lr,
         seeds=seeds,
@@ -440,9 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
     storage_arg(p)
     device_arg(p)
 
-    p = add("transfer", _cmd_transfer, "transfer a tuned proxy study to K modes and train it")
+    p = add("transfer", _cmd_transfer, "transfer a tuned proxy study to the target and train it")
     p.add_argument("study", help="name of the proxy study")
     p.add_argument("--modes", type=int, required=True, help="K of the target")
+    p.add_argument("--width", type=int, help="width of the target (default: the proxy's)")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        help="training grid of the target (default: the grid the proxy's was coarsened from)",
+    )
     p.add_argument("--epochs", type=int, help="target epochs (default: the proxy's)")
     p.add_argument("--eval-resolution", type=int, help="finer grid for the test error")
     p.add_argument("--target-study", help="name of the target study")
@@ -522,6 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec")
     p.add_argument("--modes", type=_int_list, help="K values, e.g. 4,8,16,32 (default: spec)")
+    p.add_argument(
+        "--widths",
+        type=_int_list,
+        help="sweep width instead of K, e.g. 8,16,32,64 (then --modes gives one K)",
+    )
     p.add_argument("--steps", type=int, help="Adam steps recorded (default 3)")
     p.add_argument("--lr", type=float, help="base learning rate (default 1e-2)")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the spec's or 3)")

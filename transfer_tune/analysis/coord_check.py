@@ -306,7 +306,8 @@ def coord_check_from_spec(spec: Any, **overrides: Any) -> CoordCheckResult:
     ``grid_features``; ``[train]`` ``clip`` and ``clip_value``; ``[landscape]`` ``modes``,
     ``seeds`` and ``base_modes`` when present; and a ``[coord_check]`` table (any keyword of
     :func:`coord_check`) when the spec parser accepts one. K defaults to ``[landscape] modes``,
-    else the powers of two from ``proxy_modes`` to ``target_modes``. Keyword ``overrides``
+    else the powers of two from ``proxy_modes`` to ``target_modes``; with ``widths`` (a sweep
+    over width) it is one K, ``proxy_modes``, unless ``modes`` is given. Keyword ``overrides``
     (e.g. from the command line; ``None`` values are ignored) come last.
     """
     from transfer_tune.search.spec import StudySpec, load_spec, parse_spec
@@ -343,7 +344,11 @@ def coord_check_from_spec(spec: Any, **overrides: Any) -> CoordCheckResult:
     if not isinstance(table, Mapping):
         raise TransferTuneError("[coord_check] must be a table")
     kwargs.update(table)
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    kwargs.update(given)
+    if kwargs.get("widths") is not None and "modes" not in given and "modes" in kwargs:
+        # a sweep over width runs at one K: K_base (the proxy's K) unless K was given
+        kwargs["modes"] = [kwargs.get("base_modes", min(kwargs["modes"]))]
     if "modes" not in kwargs:
         raise TransferTuneError(
             "the spec gives no K list: set [landscape] modes, [model] proxy_modes and "

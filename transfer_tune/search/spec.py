@@ -4,10 +4,11 @@ A spec has these tables (all optional except ``[problem]``)::
 
     [problem]        # name + any pdes.get_problem override (resolution, n_train, nu, ...)
     name = "burgers" # or "file" with path = "data/train.pt" (relative to the spec's folder)
-    [model]          # width, n_layers, proxy_modes, target_modes;
+    [model]          # width, n_layers, proxy_modes, target_modes (shortcuts of the sides);
                      # projection_width, grid_features (landscape sweeps only)
+    [proxy]          # modes, width, resolution, epochs: the cheap model that is tuned
     [tune]           # n_trials, epochs, sampler, pruner, seed, n_jobs, study_name, storage
-    [target]         # epochs, eval_resolution
+    [target]         # modes, width, resolution, epochs: the model trained once; eval_resolution
     [train]          # fixed training settings: clip, clip_value, schedule, weight_decay, ...
     [search_space]   # see transfer_tune.search.search_space
     [landscape]      # modes, param, values, parametrizations, seeds, epochs, base_modes,
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.sides import AXES as SIDE_AXES
+from transfer_tune.search.sides import resolve_sides
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +45,8 @@ TABLES: dict[str, frozenset[str] | None] = {
     "tune": frozenset(
         {"n_trials", "epochs", "sampler", "pruner", "seed", "n_jobs", "study_name", "storage"}
     ),
-    "target": frozenset({"epochs", "eval_resolution"}),
+    "proxy": frozenset(SIDE_AXES),
+    "target": frozenset({*SIDE_AXES, "eval_resolution"}),
     "train": frozenset({"clip", "clip_value", "schedule", "step_size", "gamma", "weight_decay"}),
     "search_space": None,
     "landscape": frozenset(
@@ -74,6 +78,7 @@ class StudySpec:
     problem: dict[str, Any]
     model: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
+    proxy: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     search_space: dict[str, Any] = field(default_factory=dict)
@@ -110,19 +115,28 @@ class StudySpec:
         kwargs.update({k: v for k, v in self.tune.items() if k in tune_keys})
         if "epochs" in self.tune:
             kwargs["proxy_epochs"] = self.tune["epochs"]
-        if "epochs" in self.target:
-            kwargs["target_epochs"] = self.target["epochs"]
         if "eval_resolution" in self.target:
             kwargs["eval_resolution"] = self.target["eval_resolution"]
+        if self.proxy:
+            kwargs["proxy"] = dict(self.proxy)
+        target = {k: v for k, v in self.target.items() if k in SIDE_AXES}
+        if target:
+            kwargs["target"] = target
         return kwargs
 
     def tune_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`transfer_tune.search.tune.tune` described by this spec."""
+        """Keyword arguments of :func:`transfer_tune.search.tune.tune` described by this spec:
+        the proxy side, filled as :func:`transfer_tune.search.sides.resolve_sides` fills it."""
         kwargs = self.workflow_kwargs()
-        for key in ("target_modes", "target_epochs", "eval_resolution"):
-            kwargs.pop(key, None)
-        if "proxy_epochs" in kwargs:
-            kwargs["epochs"] = kwargs.pop("proxy_epochs")
+        shortcuts = {
+            k: kwargs.pop(k, None)
+            for k in ("proxy_modes", "target_modes", "width", "proxy_epochs", "target_epochs")
+        }
+        proxy, _ = resolve_sides(kwargs.pop("proxy", None), kwargs.pop("target", None), **shortcuts)
+        kwargs.pop("eval_resolution", None)
+        kwargs.update(proxy_modes=proxy.modes, width=proxy.width, epochs=proxy.epochs)
+        if proxy.resolution is not None:
+            kwargs["resolution"] = proxy.resolution
         return kwargs
 
     def sweep_kwargs(self, storage: Any = None, n_jobs: int = 1) -> dict[str, Any]:

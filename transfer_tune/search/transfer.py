@@ -606,11 +606,14 @@ def transfer(
     *,
     epochs: int | None = None,
     allow_smaller: bool = False,
+    width: int | None = None,
+    resolution: int | None = None,
     **run_kwargs: Any,
 ) -> tuple[TargetPlan, TargetResult]:
     """Plan and run the target from a proxy study (by name, from any earlier process).
 
-    ``allow_smaller``: train a target K below the proxy's anyway (see :func:`plan_transfer`).
+    ``allow_smaller``: train a target K below the proxy's anyway; ``width`` and
+    ``resolution``: the target's (see :func:`plan_transfer`).
     """
     if isinstance(study, str):
         check_study_name(study)
@@ -623,5 +626,7 @@ def transfer(
         epochs,
         eval_resolution=run_kwargs.get("eval_resolution"),
         allow_smaller=allow_smaller,
+        width=width,
+        resolution=resolution,
     )
     return plan, run_target(plan, storage, **run_kwargs)
