@@ -385,3 +385,91 @@ def test_mup_parts_quick(tmp_path):
     holm = sorted(t["p_holm"] for t in sec.values())
     assert holm[0] == pytest.approx(min(1.0, 5 * min(t["p"] for t in sec.values())))
     assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
+
+
+def test_width_transfer_quick(tmp_path):
+    from scipy import stats
+
+    from transfer_tune.analysis.stats import holm
+
+    path = tmp_path / "width_transfer.json"
+    out = run_quick("width_transfer.py", "--json", str(path))
+    setup, burgers, darcy, slopes, grids = tables(out)
+    assert [r["landscape"] for r in setup] == ["burgers", "darcy", "burgers-grid"]
+    for rows in (burgers, darcy):
+        assert [(r["param."], r["width"]) for r in rows] == [
+            ("SP", "8"),
+            ("SP", "16"),
+            ("µP", "8"),
+            ("µP", "16"),
+        ]
+        # µP at the base width is SP's runs: the same optimum and losses
+        assert {k: v for k, v in rows[0].items() if k != "param."} == {
+            k: v for k, v in rows[2].items() if k != "param."
+        }
+        for r in rows:
+            verdicts = {"—"} if r["width"] == "8" else {"transfers", "drifts", "inconclusive"}
+            assert r["verdict"].split(" (")[0] in verdicts
+            assert math.isfinite(number(r["optimum log2 lr [interval]"]))
+            for key in ("val loss", "train loss", "test rel-L2"):
+                assert 0 < number(r[key]) < 1e4
+    assert [r["problem"] for r in slopes] == ["burgers", "darcy"]
+    assert [(r["training grid"], r["located on validation at"]) for r in grids] == [
+        (g, where) for where in ("training grid", "full grid") for g in ("8", "16", "32")
+    ]
+    record = json.loads(path.read_text())
+    assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
+    # 2 problems x (SP at 8, 16 + µP at 16) x 5 rates x 3 seeds, 2 base checks, 3 grids x 5 x 3
+    assert len(record["runs"]) == 2 * 3 * 5 * 3 + 2 + 3 * 5 * 3
+    a = record["analysis"]
+    # µP at the base width trained beside SP: bit for bit the same losses
+    assert len(a["base_check"]) == 2
+    for check in a["base_check"]:
+        assert check["identical"] and check["sp"] == check["mup"] and check["width"] == 8
+    assert a["families"] == {
+        "width shifts": {"m": 4, "level": pytest.approx(1 - 0.05 / 4)},
+        "per doubling": {"m": 6, "level": pytest.approx(1 - 0.05 / 6)},
+        "grid shifts": {"m": 4, "level": pytest.approx(1 - 0.05 / 4)},
+    }
+    shifts = [o for arm in a["width"].values() for o in arm if o["verdict"] != "reference"]
+    assert len(shifts) == 4
+    assert [o["p_holm"] for o in shifts] == pytest.approx(
+        holm([o["shift_p"] for o in shifts]), nan_ok=True
+    )
+    ps = [o["shift_p"] for o in shifts]
+    smallest = min(range(4), key=lambda i: ps[i])
+    assert shifts[smallest]["p_holm"] == pytest.approx(min(1.0, 4 * ps[smallest]))
+    for name, arm in a["width"].items():
+        for kind in ("sp", "mup"):
+            # with two widths the per-seed slope per doubling is the per-seed shift ...
+            o = next(o for o in arm if o["parametrization"] == kind and o["width"] == 16)
+            t = a["per_doubling"][name][kind]
+            assert t["seeds"] == pytest.approx(o["seed_shifts"], nan_ok=True)
+            # ... and its interval is Student-t at the family level 1 - 0.05 / 6, by hand
+            v = np.asarray(t["seeds"], float)
+            half = stats.t.ppf(1 - 0.05 / 12, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+            assert (t["low"], t["high"]) == pytest.approx((v.mean() - half, v.mean() + half))
+    grid_family = [o for v in a["resolution"].values() for o in v if o["verdict"] != "reference"]
+    assert [o["grid"] for o in grid_family] == [8, 16, 8, 16]
+    assert [o["p_holm"] for o in grid_family] == pytest.approx(
+        holm([o["shift_p"] for o in grid_family]), nan_ok=True
+    )
+    # the README block is rendered from the JSON alone
+    import dataclasses
+
+    module = bench_module("width_transfer")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n")
+    block = dataclasses.replace(module.BLOCK, readme=readme)
+    block.write([path])
+    text = readme.read_text()
+    assert text.startswith("intro\n") and "<!-- width_transfer:begin -->" in text
+    assert block.current() == block.text([path])
+    assert tables(text)[1] == burgers and tables(text)[4] == grids
+
+
+def test_width_transfer_block_matches_its_json():
+    block = bench_module("width_transfer").BLOCK
+    if not block.record.exists():
+        pytest.skip(f"{block.record} not recorded yet")
+    assert block.current() == block.text([block.record]), "rerun width_transfer.py --readme-from"
