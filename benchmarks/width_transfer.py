@@ -6,7 +6,7 @@ size or seed list is a new run.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/width_transfer.py --n-jobs 2    # full, ~16 min
+    OMP_NUM_THREADS=1 python benchmarks/width_transfer.py --n-jobs 2    # full, ~16 min alone
     python benchmarks/width_transfer.py --quick                          # tiny sizes, seconds
     python benchmarks/width_transfer.py --readme-from benchmarks/results/width_transfer.json
 
@@ -302,7 +302,7 @@ def run_job(design: Design, job: tuple) -> dict[str, Any]:
     data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
     out: dict[str, Any] = {"arm": arm_name, "kind": kind, "x": x, "lr_index": i, "lr": lr}
     out.update(seed=seed, check=check)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         result = fit(model, data, hp, arm.epochs, parametrization=par, seed=seed, device="cpu")
         out.update(val_loss=result.val_loss, train_loss=result.train_loss)
@@ -315,6 +315,7 @@ def run_job(design: Design, job: tuple) -> dict[str, Any]:
         if full is not None:
             out.update(val_loss_full=math.inf, test_l2_full=math.inf)
     out["seconds"] = time.perf_counter() - start
+    out["cpu_seconds"] = time.process_time() - cpu  # one thread: the run's time on a free core
     return out
 
 
@@ -362,6 +363,7 @@ def run(design: Design, n_jobs: int) -> dict[str, Any]:
         "runs": runs,
     }
     record["env"]["run_seconds"] = sum(r["seconds"] for r in runs)
+    record["env"]["run_cpu_seconds"] = sum(r["cpu_seconds"] for r in runs)
     record["analysis"] = analyse(record)
     return record
 
@@ -758,7 +760,9 @@ def findings(record: dict) -> list[str]:
         f"the {d['budget_minutes']:g}-minute budget) for {len(record['runs'])} runs, "
         f"{env['n_jobs']} worker processes × 1 thread on {env['nproc']} cores (load average "
         f"{env['load_before']} → {env['load_after']}); {env['run_seconds'] / 60:.1f} min of "
-        "training summed over runs."
+        f"training wall time and {env['run_cpu_seconds'] / 60:.1f} min of CPU time summed over "
+        f"runs, i.e. about {env['run_cpu_seconds'] / 60 / env['n_jobs']:.1f} min of wall time "
+        f"on {env['n_jobs']} otherwise idle cores."
     )
     return out
 

@@ -421,6 +421,7 @@ def test_width_transfer_quick(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
     # 2 problems x (SP at 8, 16 + µP at 16) x 5 rates x 3 seeds, 2 base checks, 3 grids x 5 x 3
     assert len(record["runs"]) == 2 * 3 * 5 * 3 + 2 + 3 * 5 * 3
+    assert all(r["cpu_seconds"] > 0 and r["seconds"] > 0 for r in record["runs"])
     a = record["analysis"]
     # µP at the base width trained beside SP: bit for bit the same losses
     assert len(a["base_check"]) == 2
