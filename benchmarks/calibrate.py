@@ -35,29 +35,17 @@ The full run writes ``benchmarks/results/calibrate.json`` and rewrites the block
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import shlex
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import darcy_search
+import harness
+from seed_stats import mean, sd
 
-from machine import cpu_model, load_average  # noqa: E402
-from readme_block import markers, write_block  # noqa: E402
-from seed_stats import mean, sd  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "calibrate.json"
-README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = markers("calibrate")
 ARMS = {
     "mup": "µP (proxy values)",
     "calibrated": "calibrated α (proxy values)",
@@ -67,24 +55,15 @@ ARMS = {
 }
 
 
-@dataclass(frozen=True)
-class Setup:
-    """Budget of the benchmark."""
+@dataclass(frozen=True, kw_only=True)
+class Setup(darcy_search.Budget):
+    """Budget of the benchmark: the shared Darcy search (:class:`darcy_search.Budget`), the
+    calibration sweep and the final seeds."""
 
-    problem: str
-    overrides: dict[str, Any]
-    proxy_modes: int
-    target_modes: int
-    width: int
-    n_layers: int
-    n_trials: int
-    search_epochs: int
-    final_epochs: int
     calibration_modes: tuple[int, ...]
     calibration_seeds: tuple[int, ...]
     span: float
     step: float
-    search_space: dict[str, Any] = field(default_factory=dict)
     final_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     #: The direct SP search at K_target (arm ``direct_sp``); off in the full run to fit 20
     #: minutes on a shared 2-core machine (the compute audit measures that arm).
@@ -92,73 +71,36 @@ class Setup:
 
 
 FULL = Setup(
-    problem="darcy",
-    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
-    proxy_modes=4,
-    target_modes=16,
-    width=16,
-    n_layers=4,
-    n_trials=12,
-    search_epochs=6,
-    final_epochs=16,
+    **darcy_search.full(),
     calibration_modes=(4, 8, 16),
     calibration_seeds=(0, 1, 2),
     span=1.5,
     step=0.5,
-    search_space={"batch_size": [8, 16, 32]},
     final_seeds=(0, 1, 2),
     direct_search=False,
 )
 QUICK = Setup(
-    problem="darcy",
-    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
-    proxy_modes=2,
-    target_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=3,
-    search_epochs=2,
-    final_epochs=2,
+    **darcy_search.quick(),
     calibration_modes=(2, 4),
     calibration_seeds=(0, 1),
     span=0.5,
     step=0.5,
-    search_space={"batch_size": [8]},
     final_seeds=(0, 1),
 )
 
 
 def run(setup: Setup, storage: str) -> dict[str, Any]:
     """Search, calibrate, and the final runs of every arm; plain data."""
-    from pdes import get_problem
     from transfer_tune.analysis.calibrate import calibrate
     from transfer_tune.core.parametrization import get_parametrization
     from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
-    from transfer_tune.search.tune import tune
 
-    problem = get_problem(setup.problem, **setup.overrides)
-    for split in ("train", "val", "test"):
-        problem.dataset(split)  # generated (or read from the cache) before any clock starts
+    problem = darcy_search.prepared(setup)  # before any clock starts
     k0, k = setup.proxy_modes, setup.target_modes
 
     def search(modes: int, name: str) -> tuple[Any, float]:
-        cpu = time.process_time()
-        study = tune(
-            problem,
-            modes,
-            setup.width,
-            setup.n_layers,
-            setup.n_trials,
-            setup.search_epochs,
-            search_space=setup.search_space or None,
-            storage=storage,
-            study_name=name,
-            seed=0,
-            device="cpu",
-            progress=False,
-        )
-        return study, time.process_time() - cpu
+        return darcy_search.search(setup, problem, modes, storage=storage, study_name=name, seed=0)
 
     proxy, proxy_cpu = search(k0, "proxy")
     cpu = time.process_time()
@@ -381,57 +323,34 @@ def conclusions(record: dict) -> list[str]:
     return out
 
 
-def write_readme(block: str, path: Path = README) -> None:
-    """Replace the marked block of ``path`` with ``block``."""
-    write_block("calibrate", block, path)
+BLOCK = harness.Block("calibrate", render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    parser.add_argument("--out", help="JSON path (default: results/calibrate.json for full)")
-    parser.add_argument("--readme-from", help="rewrite the README block from this JSON only")
-    parser.add_argument("--no-readme", action="store_true", help="do not touch the README")
-    args = parser.parse_args(argv)
+    """Command-line entry point."""
+    args = harness.parser(__doc__).parse_args(argv)
     if args.readme_from:
-        write_readme(render(json.loads(Path(args.readme_from).read_text())))
-        return 0
+        return harness.rerender(BLOCK, args.readme_from)
+    import optuna
     import torch
 
     torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     setup = QUICK if args.quick else FULL
-    load_before, start = load_average(), time.perf_counter()
+    clock = harness.Run(args.quick, threads=torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         result = run(setup, f"sqlite:///{Path(tmp) / 'calibrate.db'}")
+    env = clock.stop()
     record = {
         "setup": asdict(setup),
         "quick": args.quick,
-        "command": "python benchmarks/calibrate.py"
-        + (
-            " " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-            if argv or sys.argv[1:]
-            else ""
-        ),
-        "wall_seconds": time.perf_counter() - start,
-        "threads": torch.get_num_threads(),
-        "cpu": cpu_model(),
-        "nproc": os.cpu_count(),
-        "load_before": load_before,
-        "load_after": load_average(),
+        "command": harness.command(__file__, argv),
+        "wall_seconds": env["total_seconds"],
+        **{k: env[k] for k in ("threads", "cpu", "nproc", "load_before", "load_after")},
         "result": result,
     }
-    block = render(record)
-    print(block)
-    out = Path(args.out) if args.out else (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=1, allow_nan=True))
-        print(f"wrote {out}")
-    if not args.quick and not args.no_readme:
-        write_readme(block)
+    print(render(record))
+    harness.publish(args, record, BLOCK)
     return 0
 
 

@@ -37,11 +37,8 @@ from that JSON (``--readme-from`` redoes only that), so no number there is typed
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import shlex
 import sys
 import tempfile
 import time
@@ -49,17 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import darcy_search
+import harness
+from seed_stats import mean, sd, t95
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import markers, write_block  # noqa: E402
-from seed_stats import mean, sd, t95  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "compute_audit.json"
-README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = markers("compute_audit")
 ARMS = {
     "a": "(a) proxy search + µTransfer",
     "b": "(b) direct search, SP",
@@ -80,19 +70,10 @@ CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
-class Setup:
-    """Budget of the audit."""
+class Setup(darcy_search.Budget):
+    """Budget of the audit: the shared Darcy search (:class:`darcy_search.Budget`), its seeds
+    and the reference check."""
 
-    problem: str
-    overrides: dict[str, Any]
-    proxy_modes: int
-    target_modes: int
-    width: int
-    n_layers: int
-    n_trials: int
-    search_epochs: int
-    final_epochs: int
-    search_space: dict[str, Any] = field(default_factory=dict)
     #: Spaced apart: trial t of seed s samples with sampler seed s + t and initialises with
     #: s + t, so seeds closer than ``n_trials`` would share trials.
     seeds: tuple[int, ...] = (0, 1000, 2000, 3000, 4000)
@@ -101,70 +82,18 @@ class Setup:
     check_seeds: tuple[int, ...] = (0, 1000)
 
 
-FULL = Setup(
-    problem="darcy",
-    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
-    proxy_modes=4,
-    target_modes=16,
-    width=16,
-    n_layers=4,
-    n_trials=12,
-    search_epochs=6,
-    final_epochs=16,
-    search_space={"batch_size": [8, 16, 32]},
-)
-QUICK = Setup(
-    problem="darcy",
-    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
-    proxy_modes=2,
-    target_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=3,
-    search_epochs=2,
-    final_epochs=2,
-    search_space={"batch_size": [8]},
-    seeds=(0, 1000),
-    check_seeds=(0,),
-)
+FULL = Setup(**darcy_search.full())
+QUICK = Setup(**darcy_search.quick(seeds=(0, 1000), check_seeds=(0,)))
 
 
 # -- running ----------------------------------------------------------------------------------
 def reference_check(setup: Setup, problem: Any) -> dict:
     """Train K_proxy and K_target under SP with the same hyperparameters: does K matter?"""
-    import torch
-
-    from transfer_tune.core.model import FNO
-    from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import HParams, TrainData, fit
-    from transfer_tune.search.transfer import physical_error
-
-    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
-    xt, yt = problem.dataset("test")
     rows = []
     for seed in setup.check_seeds:
         for modes in (setup.proxy_modes, setup.target_modes):
-            model = FNO(
-                dim=problem.dim,
-                modes=modes,
-                width=setup.width,
-                n_layers=setup.n_layers,
-                in_channels=problem.in_channels,
-                out_channels=problem.out_channels,
-            )
-            par = get_parametrization("sp", base_modes=modes)
-            par.initialize(model, generator=torch.Generator().manual_seed(seed))
-            start = time.perf_counter()
-            hp = HParams(**setup.check_hparams)
-            fit(model, data, hp, setup.final_epochs, parametrization=par, seed=seed, device="cpu")
-            rows.append(
-                {
-                    "seed": seed,
-                    "modes": modes,
-                    "test_l2": physical_error(model.cpu(), problem, xt, yt),
-                    "seconds": time.perf_counter() - start,
-                }
-            )
+            err, seconds = darcy_search.sp_run(setup, problem, modes, seed, setup.check_hparams)
+            rows.append({"seed": seed, "modes": modes, "test_l2": err, "seconds": seconds})
     err = {k: [r["test_l2"] for r in rows if r["modes"] == k] for k in {r["modes"] for r in rows}}
     proxy, target = err[setup.proxy_modes], err[setup.target_modes]
     return {
@@ -241,26 +170,17 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
     """
     from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
-    from transfer_tune.search.tune import tune
 
     def search(modes: int, base_modes: int, name: str) -> tuple[Any, float]:
-        cpu = time.process_time()
-        study = tune(
+        return darcy_search.search(
+            setup,
             problem,
             modes,
-            setup.width,
-            setup.n_layers,
-            setup.n_trials,
-            setup.search_epochs,
-            search_space=setup.search_space or None,
             storage=storage,
             study_name=f"{name}-seed{seed}",
             seed=seed,
-            device="cpu",
-            progress=False,
             base_modes=base_modes,
         )
-        return study, time.process_time() - cpu
 
     def final(arm: str, study: Any, plan: Any, search_cpu: float) -> dict:
         cpu, start = time.process_time(), time.perf_counter()
@@ -526,52 +446,31 @@ def findings(record: dict) -> list[str]:
     return out
 
 
-def write_readme(block: str, path: Path = README) -> None:
-    """Replace the marked block of ``path`` with ``block``."""
-    write_block("compute_audit", block, path)
+def block(record: dict) -> str:
+    """The README block from the JSON record alone (with today's statistics of its runs)."""
+    return render({**record, "summary": summarise(record["runs"])})
+
+
+BLOCK = harness.Block("compute_audit", block)
 
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1,2")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument(
-        "--json", type=Path, default=None, help=f"record file (full mode default: {RESULTS})"
-    )
-    parser.add_argument(
-        "--no-readme", action="store_true", help="do not rewrite the README block (full mode)"
-    )
-    parser.add_argument(
-        "--readme-from", type=Path, default=None, help="only rewrite the README block from JSON"
-    )
-    args = parser.parse_args(argv)
-    if args.readme_from is not None:
-        record = json.loads(args.readme_from.read_text())
-        record["summary"] = summarise(record["runs"])  # today's statistics, same runs
-        write_readme(render(record))
-        print(render(record))
-        return 0
+    args = harness.parser(__doc__, threads=1, seeds=True).parse_args(argv)
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     setup = QUICK if args.quick else FULL
     if args.seeds:
-        setup = dataclasses.replace(setup, seeds=tuple(int(x) for x in args.seeds.split(",")))
+        setup = dataclasses.replace(setup, seeds=args.seeds)
     import optuna
     import torch
 
-    from pdes import load_problem
-
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = environment(args.quick, threads=torch.get_num_threads())
-    problem = load_problem(setup.problem, setup.overrides)
-    for split in ("train", "val", "test"):
-        problem.dataset(split)  # generated (or read from the cache) before any clock starts
-    fine = problem.fine_test_problem()
-    if fine is not None:
-        fine.dataset("test")
-    start = time.perf_counter()
+    clock = harness.Run(args.quick, threads=torch.get_num_threads())
+    problem = darcy_search.prepared(setup, fine=True)  # before any clock starts
+    clock.restart()
     check = reference_check(setup, problem)
     for r in check["rows"]:
         print(f"check seed {r['seed']} K={r['modes']}: test rel-L2 {r['test_l2']:.4f}", flush=True)
@@ -591,27 +490,16 @@ def main(argv: list[str] | None = None) -> int:
                 runs[arm].append(out[arm])
             errs = ", ".join(f"({a}) {100 * out[a]['test_l2']:.2f} %" for a in ARMS)
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s; {errs}", flush=True)
-    env["load_after"] = load_average()
-    env["total_seconds"] = time.perf_counter() - start
-    env["cpu_seconds"] = time.process_time()
-    command = "python benchmarks/compute_audit.py" + (" " + shlex.join(argv or sys.argv[1:]))
     record = {
-        "command": command.strip(),
-        "env": env,
+        "command": harness.command(__file__, argv),
+        "env": clock.stop(cpu=True),
         "setup": dataclasses.asdict(setup),
         "check": check,
         "runs": runs,
         "summary": summarise(runs),
     }
-    block = render(record)
-    print("\n" + block)
-    out_json = args.json if args.json is not None else (None if args.quick else RESULTS)
-    if out_json is not None:
-        out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        print(f"\nwrote {out_json}")
-    if not args.quick and not args.no_readme:
-        write_readme(block)
-        print(f"rewrote the compute-audit block of {README}")
+    print("\n" + render(record))
+    harness.publish(args, record, BLOCK)
     return 0
 
 

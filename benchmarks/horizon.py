@@ -36,11 +36,9 @@ nothing there is typed by hand.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import shlex
 import sys
 import tempfile
 import time
@@ -48,18 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import darcy_search
+import harness
+from seed_stats import mean, sd, t95
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import markers, write_block  # noqa: E402
-from seed_stats import mean, sd, t95  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "horizon.json"
-FIGURE = ROOT / "benchmarks" / "results" / "horizon_sweep"
-README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = markers("horizon")
+FIGURE = harness.RESULTS / "horizon_sweep"
 #: arm -> (label, K searched, pruner, horizon: None | "auto" | "h" (the pilot's choice)).
 ARMS = {
     "b": ("(b) direct search at K_target, SP", "target", "median", None),
@@ -84,19 +75,10 @@ SECTION = (
 
 
 @dataclass(frozen=True)
-class Setup:
-    """Budget of the benchmark."""
+class Setup(darcy_search.Budget):
+    """Budget of the benchmark: the shared Darcy search (:class:`darcy_search.Budget`), the
+    seeds, the arms, the lr sweep of part 1 and the reference check."""
 
-    problem: str
-    overrides: dict[str, Any]
-    proxy_modes: int
-    target_modes: int
-    width: int
-    n_layers: int
-    n_trials: int
-    search_epochs: int
-    final_epochs: int
-    search_space: dict[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1000, 2000, 3000, 4000)
     arms: tuple[str, ...] = tuple(ARMS)
     sweep_lrs: tuple[float, ...] = (1e-4, 2.5e-4, 6e-4, 1.5e-3, 4e-3, 1e-2, 2.5e-2, 6e-2)
@@ -104,29 +86,9 @@ class Setup:
     check_hparams: dict[str, Any] = field(default_factory=lambda: {"lr": 3e-3, "batch_size": 8})
 
 
-FULL = Setup(
-    problem="darcy",
-    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
-    proxy_modes=4,
-    target_modes=16,
-    width=16,
-    n_layers=4,
-    n_trials=12,
-    search_epochs=8,
-    final_epochs=16,
-    search_space={"batch_size": [8, 16, 32]},
-)
+FULL = Setup(**darcy_search.full(search_epochs=8))
 QUICK = Setup(
-    problem="darcy",
-    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
-    proxy_modes=2,
-    target_modes=4,
-    width=4,
-    n_layers=1,
-    n_trials=6,
-    search_epochs=3,
-    final_epochs=2,
-    search_space={"batch_size": [8]},
+    **darcy_search.quick(width=4, n_layers=1, n_trials=6, search_epochs=3),
     seeds=(0, 1000),
     sweep_lrs=(1e-3, 1e-2, 5e-2),
     sweep_batch=8,
@@ -136,30 +98,10 @@ QUICK = Setup(
 # -- running ----------------------------------------------------------------------------------
 def reference_check(setup: Setup, problem: Any) -> dict:
     """Train K_proxy and K_target under SP with the same hyperparameters: does K matter?"""
-    import torch
-
-    from transfer_tune.core.model import FNO
-    from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import HParams, TrainData, fit
-    from transfer_tune.search.transfer import physical_error
-
-    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
-    xt, yt = problem.dataset("test")
-    errors = {}
-    for modes in (setup.proxy_modes, setup.target_modes):
-        model = FNO(
-            dim=problem.dim,
-            modes=modes,
-            width=setup.width,
-            n_layers=setup.n_layers,
-            in_channels=problem.in_channels,
-            out_channels=problem.out_channels,
-        )
-        par = get_parametrization("sp", base_modes=modes)
-        par.initialize(model, generator=torch.Generator().manual_seed(0))
-        hp = HParams(**setup.check_hparams)
-        fit(model, data, hp, setup.final_epochs, parametrization=par, seed=0, device="cpu")
-        errors[modes] = physical_error(model.cpu(), problem, xt, yt)
+    errors = {
+        modes: darcy_search.sp_run(setup, problem, modes, 0, setup.check_hparams)[0]
+        for modes in (setup.proxy_modes, setup.target_modes)
+    }
     return {
         "hparams": setup.check_hparams,
         "epochs": setup.final_epochs,
@@ -205,7 +147,6 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
 
     from transfer_tune.search.compute import compute_summary
     from transfer_tune.search.transfer import plan_transfer, run_target
-    from transfer_tune.search.tune import tune
 
     out: dict[str, dict] = {}
     h: int | None = None
@@ -215,24 +156,16 @@ def run_seed(setup: Setup, problem: Any, storage: str, seed: int) -> dict[str, d
         modes = setup.target_modes if where == "target" else setup.proxy_modes
         if horizon == "h":
             horizon = h
-        cpu = time.process_time()
-        study = tune(
+        study, search_cpu = darcy_search.search(
+            setup,
             problem,
             modes,
-            setup.width,
-            setup.n_layers,
-            setup.n_trials,
-            setup.search_epochs,
-            search_space=setup.search_space or None,
             storage=storage,
             study_name=f"{arm}-seed{seed}",
             seed=seed,
             pruner=pruner,
-            device="cpu",
-            progress=False,
             horizon=horizon,
         )
-        search_cpu = time.process_time() - cpu
         evidence = study.user_attrs.get("horizon") or {}
         if arm == "e":
             h = int(evidence["epochs"])
@@ -473,22 +406,13 @@ def verdicts(record: dict) -> list[str]:
     return out
 
 
-def _shown(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def write_readme(block: str, path: Path = README) -> None:
-    """Replace the marked block of ``path`` with ``block`` (appending the section if absent)."""
-    write_block("horizon", block, path, section=SECTION)
+BLOCK = harness.Block("horizon", render, headed=True, section=SECTION)
 
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1000")
+    parser = harness.parser(__doc__, seeds=True)
     parser.add_argument("--arms", type=str, default=None, help=f"subset of {','.join(ARMS)}")
     parser.add_argument("--no-sweep", action="store_true", help="skip part 1")
     parser.add_argument(
@@ -497,23 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="stop before a seed that would end past this wall time (the seeds run are said)",
     )
-    parser.add_argument("--json", type=Path, default=None, help=f"record (full: {RESULTS})")
-    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    parser.add_argument(
-        "--readme-from", type=Path, nargs="+", default=None, help="only re-render the README"
-    )
     args = parser.parse_args(argv)
-    if args.readme_from is not None:
-        block = "\n\n".join(
-            f"### Record `{_shown(p)}`\n\n{render(json.loads(p.read_text()))}"
-            for p in args.readme_from
-        )
-        write_readme(block)
-        print(block)
-        return 0
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     setup = QUICK if args.quick else FULL
     if args.seeds:
-        setup = dataclasses.replace(setup, seeds=tuple(int(x) for x in args.seeds.split(",")))
+        setup = dataclasses.replace(setup, seeds=args.seeds)
     if args.arms:
         chosen = tuple(a for a in args.arms.split(",") if a)
         unknown = [a for a in chosen if a not in ARMS]
@@ -523,16 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
     import torch
 
-    from pdes import load_problem
     from transfer_tune.search.horizon import PILOT_TRIALS
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = environment(args.quick, threads=torch.get_num_threads())
-    problem = load_problem(setup.problem, setup.overrides)
-    for split in ("train", "val", "test"):
-        problem.dataset(split)  # generated (or read from the cache) before any clock starts
-    start = time.perf_counter()
+    clock = harness.Run(args.quick, threads=torch.get_num_threads())
+    problem = darcy_search.prepared(setup)  # before any clock starts
+    clock.restart()
     check = reference_check(setup, problem)
     print(f"check: test rel-L2 by K {check['test_l2']} (ratio {check['ratio']:.3f})", flush=True)
     runs: dict[str, list[dict]] = {arm: [] for arm in setup.arms}
@@ -546,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in setup.seeds:
             t0 = time.perf_counter()
             last = max(runs_seconds or [0.0])
-            if args.max_minutes and t0 - start + last > 60 * args.max_minutes:
+            if args.max_minutes and t0 - clock.start + last > 60 * args.max_minutes:
                 print(f"stopping before seed {seed}: --max-minutes {args.max_minutes}", flush=True)
                 break
             out = run_seed(setup, problem, storage, seed)
@@ -558,16 +468,11 @@ def main(argv: list[str] | None = None) -> int:
             h = out.get("e", {}).get("horizon")
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s; h={h}; {errs}", flush=True)
     if len(done) < len(setup.seeds):
-        env["seeds_planned"] = list(setup.seeds)
+        clock.env["seeds_planned"] = list(setup.seeds)
         setup = dataclasses.replace(setup, seeds=tuple(done))
-    env["load_after"] = load_average()
-    env["total_seconds"] = time.perf_counter() - start
-    command = "python benchmarks/horizon.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
     record = {
-        "command": command.strip(),
-        "env": env,
+        "command": harness.command(__file__, argv),
+        "env": clock.stop(),
         "setup": dataclasses.asdict(setup),
         "pilot_trials": PILOT_TRIALS,
         "check": check,
@@ -575,16 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "summary": summarise(runs, sweep),
     }
-    block = render(record)
-    print(block)
-    path = args.json or (None if args.quick else RESULTS)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1, default=float))
-        print(f"record: {path}")
-    if not args.quick and not args.no_readme:
-        write_readme(block)
-        print(f"README block: {README}")
+    print(render(record))
+    harness.publish(args, record, BLOCK)
     return 0
 
 

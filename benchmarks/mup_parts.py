@@ -37,46 +37,29 @@ reported beside the results; the figures are the JSON's, rendered by :func:`rend
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import math
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import darcy_search
+import harness
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import write_block  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "mup_parts.json"
-README = ROOT / "benchmarks" / "README.md"
 #: The four cells: (R's lr exponent, R's init exponent) of the calibrated rule.
 CELLS = {"naive": (0.0, 0.0), "lr only": (0.5, 0.0), "init only": (0.0, 0.5), "µP": (0.5, 0.5)}
 CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
-class Design:
-    """The pre-registered experiment (everything that decides a result)."""
+class Design(darcy_search.Budget):
+    """The pre-registered experiment (everything that decides a result): the shared Darcy
+    budget (:class:`darcy_search.Budget`) and the factorial's own fields."""
 
-    problem: str
-    overrides: dict[str, Any]
-    proxy_modes: int
-    target_modes: int
-    width: int
-    n_layers: int
-    n_trials: int
-    search_epochs: int
-    final_epochs: int
-    search_space: dict[str, Any] = field(default_factory=dict)
     lr_offsets_log2: tuple[float, ...] = (-0.5, 0.0, 0.5)
     #: Fresh seeds (the compute audit used 0 .. 4000); trial t of seed s samples with seed
     #: s + t, so seeds are spaced by more than ``n_trials``.
@@ -89,30 +72,10 @@ class Design:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-FULL = Design(
-    problem="darcy",
-    overrides={"resolution": 32, "n_fine": 125, "n_train": 192, "n_val": 32, "n_test": 128},
-    proxy_modes=4,
-    target_modes=16,
-    width=16,
-    n_layers=4,
-    n_trials=12,
-    search_epochs=6,
-    final_epochs=16,
-    search_space={"batch_size": [8, 16, 32]},
-)
+#: Darcy 32 x 32, width 16, 4 layers, K 4 -> 16, 12 trials x 6 epochs, 16 final epochs.
+FULL = Design(**darcy_search.full())
 QUICK = Design(
-    problem="darcy",
-    overrides={"resolution": 8, "n_fine": 15, "n_train": 16, "n_val": 4, "n_test": 8},
-    proxy_modes=2,
-    target_modes=4,
-    width=8,
-    n_layers=2,
-    n_trials=2,
-    search_epochs=1,
-    final_epochs=1,
-    search_space={"batch_size": [8]},
-    seeds=(0, 1000, 2000),
+    **darcy_search.quick(n_trials=2, search_epochs=1, final_epochs=1, seeds=(0, 1000, 2000))
 )
 
 
@@ -128,29 +91,20 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
     from transfer_tune.core.train import TrainData, fit
     from transfer_tune.errors import DivergenceError
     from transfer_tune.search.transfer import physical_error, plan_transfer
-    from transfer_tune.search.tune import tune
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     problem = load_problem(design.problem, design.overrides)
     data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
     xt, yt = problem.dataset("test")
-    cpu = time.process_time()
-    study = tune(
+    study, search_cpu = darcy_search.search(
+        design,
         problem,
         design.proxy_modes,
-        design.width,
-        design.n_layers,
-        design.n_trials,
-        design.search_epochs,
-        search_space=design.search_space or None,
         storage=f"sqlite:///{Path(folder) / f'seed{seed}.db'}",
         study_name=f"proxy-seed{seed}",
         seed=seed,
-        device="cpu",
-        progress=False,
     )
-    search_cpu = time.process_time() - cpu
     hp = plan_transfer(study, design.target_modes, design.final_epochs).hparams()
     runs = []
     for cell, (lr_exp, init_exp) in CELLS.items():
@@ -334,58 +288,42 @@ def prose(record: dict) -> str:
     )
 
 
-def write_readme(record: dict, path: Path = README) -> None:
-    """Rewrite the ``mup_parts`` block of the benchmarks README from ``record``."""
-    write_block("mup_parts", render(record) + "\n\n" + prose(record), path)
+def block(record: dict) -> str:
+    """The README block (tables and sentence) from the JSON record alone."""
+    record = {**record, "summary": summarise(record)}
+    return render(record) + "\n\n" + prose(record)
+
+
+BLOCK = harness.Block("mup_parts", block)
 
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (1 thread each)")
-    parser.add_argument("--json", type=Path, default=None, help=f"record (full: {RESULTS})")
-    parser.add_argument("--readme-from", type=Path, default=None, help="only re-render README")
-    args = parser.parse_args(argv)
-    if args.readme_from is not None:
-        record = json.loads(args.readme_from.read_text())
-        record["summary"] = summarise(record)
-        write_readme(record)
-        print(render(record) + "\n\n" + prose(record))
-        return 0
+    args = harness.parser(__doc__, n_jobs=2).parse_args(argv)
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     design = QUICK if args.quick else FULL
     from joblib import Parallel, delayed
 
-    from pdes import load_problem
-
-    env = environment(args.quick, n_jobs=args.n_jobs, threads=1)
-    problem = load_problem(design.problem, design.overrides)
-    for split in ("train", "val", "test"):
-        problem.dataset(split)  # generated (or read from the cache) once, before the workers
-    start = time.perf_counter()
+    clock = harness.Run(args.quick, n_jobs=args.n_jobs, threads=1)
+    darcy_search.prepared(design)  # generated (or read from the cache) once, before the workers
+    clock.restart()
     with tempfile.TemporaryDirectory(prefix="mup_parts_") as folder:
         seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
             delayed(run_seed)(design, seed, folder) for seed in design.seeds
         )
-    env["total_seconds"] = time.perf_counter() - start
-    env["load_after"] = load_average()
     record: dict[str, Any] = {
         "run_id": design.run_id(),
         "design": dataclasses.asdict(design),
-        "env": env,
+        "env": clock.stop(),
         "seeds": seeds,
     }
     record["summary"] = summarise(record)
-    print(render(record) + "\n\n" + prose(record))
-    out = args.json if args.json is not None else (None if args.quick else RESULTS)
-    if out is not None:
-        out.write_text(json.dumps(record, indent=1, default=str) + "\n")
-        print(f"wrote {out}")
-    if not args.quick and args.json is None:
-        write_readme(record)
+    print(block(record))
+    harness.publish(args, record, BLOCK)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
