@@ -12,24 +12,19 @@ disagree. Published numbers are not mixed in: they stay in the compute audit's o
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
+from readme_block import write_block
 
-from readme_block import write_block  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+RESULTS = harness.RESULTS
+README = harness.TOP_README
 
 
 def _load(name: str) -> dict | None:
     path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
+    return harness.load(path) if path.exists() else None
 
 
 def _pp(x: float) -> str:
@@ -55,7 +50,6 @@ def content_bullet(repro: dict) -> str:
 
 def audit_bullet(audit: dict) -> str:
     """The compute audit in one sentence: cost ratios and the Holm-corrected pairs."""
-    sys.path.insert(0, str(RESULTS.parent))
     from compute_audit import summarise
 
     summ = summarise(audit["runs"])

@@ -34,10 +34,7 @@ that JSON (``--readme-from`` redoes only that), so no number there is typed by h
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -46,17 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import harness
+from seed_stats import mean, sd
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import markers, write_block  # noqa: E402
-from seed_stats import mean, sd  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "own_model.json"
-README = ROOT / "benchmarks" / "README.md"
-BEGIN, END = markers("own_model")
 MODELS = {"fno": "transfer-tune FNO", "neuralop": "neuraloperator FNO"}
 
 
@@ -318,36 +307,18 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(block: str, path: Path = README) -> None:
-    """Replace the marked block of ``path`` with ``block``."""
-    write_block("own_model", block, path)
+BLOCK = harness.Block("own_model", render)
 
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1,2")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument(
-        "--json", type=Path, default=None, help=f"record file (full mode default: {RESULTS})"
-    )
-    parser.add_argument(
-        "--no-readme", action="store_true", help="do not rewrite the README block (full mode)"
-    )
-    parser.add_argument(
-        "--readme-from", type=Path, default=None, help="only rewrite the README block from JSON"
-    )
-    args = parser.parse_args(argv)
-    if args.readme_from is not None:
-        record = json.loads(args.readme_from.read_text())
-        write_readme(render(record))
-        print(render(record))
-        return 0
+    args = harness.parser(__doc__, threads=1, seeds=True).parse_args(argv)
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     setup = QUICK if args.quick else FULL
     if args.seeds:
-        setup = dataclasses.replace(setup, seeds=tuple(int(x) for x in args.seeds.split(",")))
+        setup = dataclasses.replace(setup, seeds=args.seeds)
     import warnings
 
     import neuralop
@@ -357,19 +328,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", module="neuralop")
-    env = environment(
+    clock = harness.Run(
         args.quick,
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         neuralop=getattr(neuralop, "__version__", "?"),
     )
-    start = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="own_model_") as tmp:
         folder = Path(tmp)
         overrides = write_files(setup, folder)
-        env["data_seconds"] = time.perf_counter() - start
-        print(f"wrote the files in {env['data_seconds']:.1f} s", flush=True)
+        clock.env["data_seconds"] = clock.seconds
+        print(f"wrote the files in {clock.env['data_seconds']:.1f} s", flush=True)
         storage = f"sqlite:///{folder / 'own_model.db'}"
         for seed in setup.seeds:
             for kind in MODELS:
@@ -382,28 +352,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['wall_seconds']:.1f} s",
                     flush=True,
                 )
-    env["load_after"] = load_average()
-    env["total_seconds"] = time.perf_counter() - start
-    env["cpu_seconds"] = time.process_time()
-    command = "OMP_NUM_THREADS=1 python benchmarks/own_model.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
     record = {
-        "command": command.strip(),
-        "env": env,
+        "command": harness.command(__file__, argv, prefix="OMP_NUM_THREADS=1 "),
+        "env": clock.stop(cpu=True),
         "setup": dataclasses.asdict(setup),
         "rows": rows,
         "summary": summarise(rows),
     }
-    block = render(record)
-    print("\n" + block)
-    out_json = args.json if args.json is not None else (None if args.quick else RESULTS)
-    if out_json is not None:
-        out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
-        print(f"\nwrote {out_json}")
-    if not args.quick and not args.no_readme:
-        write_readme(block)
-        print(f"rewrote the own-model block of {README}")
+    print("\n" + render(record))
+    harness.publish(args, record, BLOCK)
     return 0
 
 

@@ -12,23 +12,15 @@ Exit status 1 if a full-mode target is missed.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import platform
 import sys
 import time
-from pathlib import Path
 
+import harness
 import numpy as np
 import scipy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
-
-from machine import cpu_model  # noqa: E402
-
-from pdes import burgers, darcy, navier_stokes  # noqa: E402
+from pdes import burgers, darcy, navier_stokes
 
 CASES = [
     # name, module, resolution, target seconds for 1000 + 200 samples
@@ -73,26 +65,17 @@ def run(n_train: int, n_test: int, n_jobs: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 + 4 samples per problem")
-    parser.add_argument("--n-jobs", type=int, default=-1, help="joblib processes (-1: all)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the records here")
-    args = parser.parse_args(argv)
-
+    args = harness.parser(__doc__, readme=False, n_jobs=-1).parse_args(argv)
     n_train, n_test = (20, 4) if args.quick else (1000, 200)
-    env = {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "n_jobs": args.n_jobs,
-        "mode": "quick" if args.quick else "full",
-    }
-    print(" ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    clock = harness.Run(
+        args.quick,
+        python=platform.python_version(),
+        numpy=np.__version__,
+        scipy=scipy.__version__,
+        n_jobs=args.n_jobs,
+    )
     records = run(n_train, n_test, args.n_jobs)
-    if args.json is not None:
-        args.json.write_text(json.dumps({"env": env, "records": records}, indent=2) + "\n")
+    harness.publish(args, {"env": clock.stop(), "records": records})
     if args.quick:
         return 0 if all(r["finite"] for r in records) else 1
     missed = [r["problem"] for r in records if r["seconds"] > r["target_s"] or not r["finite"]]

@@ -16,8 +16,6 @@ Each script writes its own JSON and README block; this one records how long the 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,13 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+import harness
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import write_block  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "prove.json"
+HERE = harness.BENCH
 #: The issue's budget for both science benchmarks together on the 2-core machine.
 BUDGET_MINUTES = 60.0
 
@@ -93,10 +87,12 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
+BLOCK = harness.Block("prove", render)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="both benchmarks' --quick runs")
+    parser = harness.parser(__doc__)
     parser.add_argument(
         "--logs",
         type=Path,
@@ -104,29 +100,29 @@ def main(argv: list[str] | None = None) -> int:
         help="log folder (default results/logs; --quick: a temp one)",
     )
     args = parser.parse_args(argv)
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     if args.logs is None:
         args.logs = (
-            Path(tempfile.mkdtemp(prefix="prove_")) if args.quick else HERE / "results" / "logs"
+            Path(tempfile.mkdtemp(prefix="prove_")) if args.quick else harness.RESULTS / "logs"
         )
-    env = environment(args.quick)
+    clock = harness.Run(args.quick)
     cmds = commands(args.quick)
-    start = time.perf_counter()
+    clock.restart()
     runs = run_together(cmds, args.logs)
-    env["load_after"] = load_average()
+    env = clock.stop()
     record = {
-        "env": env,
+        "env": {k: v for k, v in env.items() if k != "total_seconds"},
         "commands": {
             name: [Path(c).name if i == 0 else c for i, c in enumerate(cmd)]
             for name, cmd in cmds.items()
         },
         "runs": runs,
-        "total_seconds": time.perf_counter() - start,
+        "total_seconds": env["total_seconds"],
         "budget_minutes": BUDGET_MINUTES,
     }
     print(render(record))
-    if not args.quick:
-        RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-        write_block("prove", render(record))
+    harness.publish(args, record, BLOCK)
     return max(r["returncode"] for r in runs.values())
 
 

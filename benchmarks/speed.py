@@ -37,28 +37,21 @@ neuraloperator everywhere, > 1.0x on the 2-D cases).
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+import harness
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
-
-from machine import environment, load_average  # noqa: E402
-
-from transfer_tune.core.flops import train_step_flops  # noqa: E402
-from transfer_tune.core.model import FNO  # noqa: E402
-from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
-from transfer_tune.core.train import relative_l2  # noqa: E402
+from transfer_tune.core.flops import train_step_flops
+from transfer_tune.core.model import FNO
+from transfer_tune.core.parametrization import get_parametrization
+from transfer_tune.core.train import relative_l2
 
 N_LAYERS = 4
 PROJECTION = 128
@@ -354,12 +347,9 @@ def print_tables(records: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    parser = harness.parser(__doc__, readme=False, threads=None)
     parser.add_argument("--reps", type=int, default=None, help="interleaved rounds per case")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--profile", action="store_true", help="print profiler tables")
-    parser.add_argument("--json", type=Path, default=None, help="also write the records here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -377,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             '(pip install -e ".[bench]" installs neuraloperator==2.0.0)',
             flush=True,
         )
-    env = environment(
+    clock = harness.Run(
         args.quick,
         torch=torch.__version__,
         threads=torch.get_num_threads(),
@@ -394,11 +384,10 @@ def main(argv: list[str] | None = None) -> int:
             f" speed-up {_num(r['speedup'], '.2f')} ({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
-    env["load_after"] = load_average()
+    env = clock.stop()
     print_tables(records)
     print(f"\nload average before/after: {env['load_before']} -> {env['load_after']}")
-    if args.json is not None:
-        args.json.write_text(json.dumps({"env": env, "records": records}, indent=2) + "\n")
+    harness.publish(args, {"env": env, "records": records})
     if args.quick or neuralop_version is None:
         return 0
     missed = [

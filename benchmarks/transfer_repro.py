@@ -42,7 +42,6 @@ rendered from the JSON (``--write-readme`` re-renders it without training).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -54,25 +53,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
+from readme_block import write_block
+from transfer_repro_report import render
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from transfer_tune.analysis.curves import Curves, landscape_curves
+from transfer_tune.analysis.landscape import load_sweep, sweep
+from transfer_tune.analysis.optimum import OptimumAnalysis, analyze_optimum
+from transfer_tune.analysis.stability import stability_edges
+from transfer_tune.analysis.stats import family_level, holm, t_interval
+from transfer_tune.core.parametrization import get_parametrization
 
-from machine import environment, load_average  # noqa: E402
-from readme_block import markers, write_block  # noqa: E402
-from transfer_repro_report import render  # noqa: E402
-
-from transfer_tune.analysis.curves import Curves, landscape_curves  # noqa: E402
-from transfer_tune.analysis.landscape import load_sweep, sweep  # noqa: E402
-from transfer_tune.analysis.optimum import OptimumAnalysis, analyze_optimum  # noqa: E402
-from transfer_tune.analysis.stability import stability_edges  # noqa: E402
-from transfer_tune.analysis.stats import family_level, holm, t_interval  # noqa: E402
-from transfer_tune.core.parametrization import get_parametrization  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = markers("transfer_repro")
+RESULTS = harness.RESULTS
 CONFIDENCE = 0.95
 #: The losses an optimum is located on, in order: validation is primary (the test split is only
 #: reported at the validation optimum), train loss secondary. Each is one family.
@@ -476,33 +469,42 @@ def load_earlier(folder: Path = RESULTS) -> dict[str, dict]:
     for i, name in enumerate(EARLIER_RUNS, start=1):
         path = folder / name
         if path.exists():
-            record = json.loads(path.read_text())
+            record = harness.load(path)
             record["_id"] = design_id(record["arms"])
             out[f"run {i}"] = record
     return out
 
 
-def write_readme(record: dict, path: Path = README) -> str:
+def block(record: dict) -> str:
+    """The README block: ``record`` beside the earlier runs, from the JSON alone."""
+    return render(record, load_earlier())
+
+
+BLOCK = harness.Block("transfer_repro", block)
+
+
+def write_readme(record: dict, path: Path = harness.README) -> str:
     """Replace the block between the markers in ``path`` with the rendered ``record``."""
-    block = render(record, load_earlier())
-    write_block("transfer_repro", block, path)
-    return block
+    text = block(record)
+    write_block("transfer_repro", text, path)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    parser = harness.parser(__doc__, n_jobs=1)
     parser.add_argument("--arms", default=None, help="comma-separated arm names (default: all)")
-    parser.add_argument("--n-jobs", type=int, default=1, help="sweep worker processes")
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="output folder (default benchmarks/results; --quick: a temporary one, removed)",
+        help="output folder: sweeps, figures and (unless --json) the record (default "
+        "benchmarks/results; --quick: a temporary one, removed)",
     )
     parser.add_argument(
-        "--write-readme", action="store_true", help="only re-render the README block from JSON"
+        "--write-readme",
+        action="store_true",
+        help="only re-render the README block from the output folder's transfer_repro.json",
     )
     parser.add_argument(
         "--analyse-only",
@@ -513,9 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", action="store_true", help="progress bars")
     args = parser.parse_args(argv)
     if args.write_readme:
-        record = json.loads(((args.out or RESULTS) / "transfer_repro.json").read_text())
-        print(write_readme(record))
-        return 0
+        args.readme_from = [(args.out or RESULTS) / "transfer_repro.json"]
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     arms = QUICK if args.quick else FULL
     known = {a.name: a for a in (QUICK if args.quick else FULL)}
     if args.arms:
@@ -537,28 +539,28 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    env = environment(
+    clock = harness.Run(
         args.quick,
         n_jobs=args.n_jobs,
         torch_threads=torch.get_num_threads(),
         storage=storage.rsplit("/", 1)[-1],
     )
+    env = clock.env
     sizes = family_sizes(arms)
     levels = {loss: family_level(CONFIDENCE, m) for loss, m in sizes.items()}
     families = {loss: {"m": sizes[loss], "level": levels[loss]} for loss in FAMILIES}
     record: dict[str, Any] = {"env": env, "families": families, "arms": {}}
-    start = time.perf_counter()
+    clock.restart()
     for arm in arms:
         record["arms"][arm.name] = run_arm(
             arm, storage, args.n_jobs, args.progress, out, levels, args.analyse_only
         )
     correct(record)
     record["run_id"] = design_id(record["arms"])
-    env["load_after"] = load_average()
-    env["total_seconds"] = time.perf_counter() - start
-    previous = out / "transfer_repro.json"
-    if args.analyse_only and previous.exists():  # the run that trained them, not this one
-        trained = json.loads(previous.read_text())
+    clock.stop()
+    path = args.json or out / "transfer_repro.json"
+    if args.analyse_only and path.exists():  # the run that trained them, not this one
+        trained = harness.load(path)
         record["env"] = {**trained["env"], "reanalysed_seconds": env["total_seconds"]}
         for name, arm_record in record["arms"].items():
             old = trained["arms"].get(name, {})
@@ -567,20 +569,10 @@ def main(argv: list[str] | None = None) -> int:
                 arm_record["r_only"]["stats"] = old["r_only"]["stats"]
     print(render(record))
     print(f"\ntotal {env['total_seconds']:.0f} s; load {env['load_before']} -> {env['load_after']}")
-    (out / "transfer_repro.json").write_text(json.dumps(record, indent=1, default=_json) + "\n")
-    if not args.quick and out.resolve() == RESULTS.resolve():
-        write_readme(record)
+    harness.publish(args, record, BLOCK, path=path)
     if args.quick and args.out is None:  # a quick run without --out leaves nothing behind
         shutil.rmtree(out, ignore_errors=True)
     return 0
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    return str(value)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import harness  # noqa: F401  (puts this checkout on sys.path before transfer_tune)
 import numpy as np
 
 from transfer_tune.analysis.curves import Curves

@@ -136,8 +136,9 @@ def test_transfer_repro_quick(tmp_path):
     assert (tmp_path / "plotly.min.js").exists()
     # the README block is rendered from the JSON alone (numbers are never retyped)
     transfer_repro = bench_module("transfer_repro")
+    begin, end = bench_module("readme_block").markers("transfer_repro")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{transfer_repro.BEGIN}\nold\n{transfer_repro.END}\noutro\n")
+    readme.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")
     transfer_repro.write_readme(record, readme)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
