@@ -119,3 +119,15 @@ def test_a_proxy_grid_that_is_no_subsample_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "s.db").exists() or "proxy" not in (
         tmp_path / "s.db"
     ).read_bytes().decode("latin-1")
+
+
+def test_the_dashboard_note_shows_each_axis(result):
+    from transfer_tune.report.notes import proxy_note
+    from transfer_tune.report.readers import read_proxy_history
+
+    note = proxy_note(read_proxy_history(result.storage, result.study.study_name))
+    line = next(x for x in note.splitlines() if x.strip().startswith("Proxy -> target:"))
+    assert "modes (K)   2 -> 4" in line and "width       4 -> 8" in line
+    assert "grid        32 -> 64" in line
+    assert f"costs {result.target_plan.step_flop_ratio:.3g} of the target's" in line
+    assert "projection (output): init x0.7071, lr x0.5000" in note

@@ -228,7 +228,7 @@ def plan_figure(history: ProxyHistory, title: str | None = None) -> go.Figure:
     plan = history.target.plan
     groups = plan.get("groups", [])
     cells = [
-        [g.get("role") for g in groups],
+        [g.get("name") or g.get("role") for g in groups],
         [f"{g.get('init_multiplier', math.nan):.4f}" for g in groups],
         [f"{g.get('lr_multiplier', math.nan):.4f}" for g in groups],
         [f"{g.get('lr', math.nan):.4e}" for g in groups],

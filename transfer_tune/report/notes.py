@@ -18,6 +18,7 @@ from typing import Any
 from transfer_tune.core.parametrization import display_name
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.report.readers import ProxyHistory, TargetRun
+from transfer_tune.search.sides import describe
 
 __all__ = [
     "WORKFLOW_LINK",
@@ -167,10 +168,11 @@ def _multipliers_text(plan: dict) -> str:
     for g in plan.get("groups", []):
         init, lr = g.get("init_multiplier", 1.0), g.get("lr_multiplier", 1.0)
         if math.isclose(init, 1.0) and math.isclose(lr, 1.0):
-            unit.append(g.get("role"))
+            unit.append(g.get("name") or g.get("role"))
         else:
             scaled.append(
-                f"{g.get('role')}: init x{init:.4f}, lr x{lr:.4f} (lr {g.get('lr', math.nan):.4g})"
+                f"{g.get('name') or g.get('role')}: init x{init:.4f}, lr x{lr:.4f} "
+                f"(lr {g.get('lr', math.nan):.4g})"
             )
     text = "; ".join(scaled) or "no group rescaled"
     return text + (f"; {', '.join(unit)}: x1" if unit else "")
@@ -203,6 +205,9 @@ def _workflow_lines(history: ProxyHistory, workflow: Workflow) -> list[str]:
             f"{plan.get('base_modes', '?')}, d = {plan.get('dim', '?')}): "
             f"{_multipliers_text(plan)}; batch size {plan.get('batch_size')} and betas unchanged."
         )
+        if plan.get("proxy") and plan.get("target"):  # per axis, what the proxy saved
+            axes = describe(plan["proxy"], plan["target"], plan.get("step_flop_ratio"))
+            lines.append("   Proxy -> target: " + "; ".join(axes.splitlines()) + ".")
         reached = f"3. **Target** {_link(target.name, workflow.ids)} reached"
         if "test_l2" in m:
             reached += f" test rel-L2 (physical units) {_fmt(m['test_l2'])}"
@@ -253,7 +258,7 @@ def _plan_lines(target: TargetRun) -> list[str]:
     ]
     for g in plan.get("groups", []):
         lines.append(
-            f"| {g.get('role')} | {g.get('init_multiplier', math.nan):.6f} | "
+            f"| {g.get('name') or g.get('role')} | {g.get('init_multiplier', math.nan):.6f} | "
             f"{g.get('lr_multiplier', math.nan):.6f} | {g.get('lr', math.nan):.4e} |"
         )
     lines += [
