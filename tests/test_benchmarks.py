@@ -201,13 +201,92 @@ def test_holm_by_hand():
     assert out["a"]["decision"] == "> 0" and out["b"]["decision"] == "not resolved"
 
 
-def test_readme_blocks_match_their_json():
+#: The blocks of benchmarks/README.md, each written by the script of its name (its ``BLOCK``).
+BLOCKS = re.findall(r"<!-- (\w+):begin -->", (BENCH / "README.md").read_text())
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_readme_blocks_match_their_json(name):
     """Every generated README block equals what its script renders from the recorded JSON."""
-    transfer_repro = bench_module("transfer_repro")
-    record = json.loads((BENCH / "results" / "transfer_repro.json").read_text())
-    block = transfer_repro.render(record, transfer_repro.load_earlier())
-    text = (BENCH / "README.md").read_text()
-    assert f"{transfer_repro.BEGIN}\n{block}\n{transfer_repro.END}" in text
+    block = bench_module(name).BLOCK
+    assert block.name == name and block.readme == BENCH / "README.md"
+    current = block.current()
+    sources = block.sources()
+    if not all(p.exists() for p in sources):  # never recorded: the block is still empty
+        assert current == "", f"the {name} block has no record {sources} to be rendered from"
+        return
+    assert current == block.text(sources), f"rerun {name}.py --readme-from {sources}"
+
+
+def test_does_it_work_block_matches_the_json():
+    does_it_work = bench_module("does_it_work")
+    begin, end = bench_module("readme_block").markers("does_it_work")
+    text = does_it_work.README.read_text()
+    assert f"{begin}\n{does_it_work.render()}\n{end}" in text, "rerun benchmarks/does_it_work.py"
+
+
+SCRIPTS = ("calibrate", "compute_audit", "horizon", "mup_parts", "own_model", "pde_speed")
+SCRIPTS += ("prove", "speed", "transfer_repro", "width_transfer")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_takes_the_common_flags(name, capsys):
+    module = bench_module(name)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--help"])
+    assert stop.value.code == 0
+    flags = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+    assert {"--quick", "--json"} <= flags
+    assert ({"--readme-from", "--no-readme"} <= flags) == hasattr(module, "BLOCK")
+
+
+def _demo_block(tmp_path):
+    harness = bench_module("harness")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- demo:begin -->\nold\n<!-- demo:end -->\noutro\n")
+    results = tmp_path / "results"
+    render = lambda record: f"| x |\n|---|\n| {record['x']} |"  # noqa: E731
+    return harness, harness.Block("demo", render, readme=readme, results=results)
+
+
+def _args(**kw):
+    import argparse
+
+    return argparse.Namespace(**{"quick": False, "json": None, "no_readme": False, **kw})
+
+
+def test_a_full_run_renders_its_block_from_the_record_it_wrote(tmp_path):
+    harness, block = _demo_block(tmp_path)
+    path = harness.publish(_args(), {"x": np.float64(0.5), "t": (1, 2)}, block)
+    assert path == block.record and json.loads(path.read_text()) == {"x": 0.5, "t": [1, 2]}
+    assert block.current() == "| x |\n|---|\n| 0.5 |"
+    assert block.readme.read_text().startswith("intro\n") and block.readme.read_text().endswith(
+        "outro\n"
+    )
+    assert block.sources() == [block.record] and block.text(block.sources()) == block.current()
+    assert [p.name for p in path.parent.iterdir()] == ["demo.json"]  # no temporary file left
+
+
+def test_a_record_elsewhere_quick_or_no_readme_leaves_the_readme(tmp_path):
+    harness, block = _demo_block(tmp_path)
+    before = block.readme.read_text()
+    other = tmp_path / "other.json"
+    assert harness.publish(_args(json=other), {"x": 1}, block) == other
+    assert harness.publish(_args(quick=True), {"x": 2}, block) is None
+    assert harness.publish(_args(no_readme=True), {"x": 3}, block) == block.record
+    assert block.readme.read_text() == before
+    assert json.loads(block.record.read_text()) == {"x": 3}
+    assert harness.rerender(block, [other]) == 0 and block.current().endswith("| 1 |")
+
+
+def test_a_headed_block_names_its_records(tmp_path):
+    harness, plain = _demo_block(tmp_path)
+    block = harness.Block("demo", plain.render, readme=plain.readme, headed=True)
+    records = [harness.write_json(tmp_path / f"demo_{i}.json", {"x": i}) for i in (1, 2)]
+    block.write(records)
+    assert block.sources() == records
+    assert block.current().startswith(f"### Record `{records[0]}`\n\n| x |\n")
+    assert block.text(block.sources()) == block.current()
 
 
 def test_compute_audit_quick():
