@@ -123,9 +123,10 @@ def sp_run(
     test rel-L2 (physical units) and the seconds of training and testing."""
     import torch
 
+    from transfer_tune.core.hparams import HParams
     from transfer_tune.core.model import FNO
     from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import HParams, TrainData, fit
+    from transfer_tune.core.train import TrainData, fit
     from transfer_tune.search.transfer import physical_error
 
     data = TrainData(*problem.dataset("train"), *problem.dataset("val"))

@@ -271,9 +271,10 @@ def run_job(design: Design, job: tuple) -> dict[str, Any]:
     """Train one model (one process, one thread); a diverged run scores ``inf`` everywhere."""
     import torch
 
+    from transfer_tune.core.hparams import HParams
     from transfer_tune.core.model import FNO
     from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import HParams, TrainData, evaluate, fit
+    from transfer_tune.core.train import TrainData, evaluate, fit
     from transfer_tune.errors import DivergenceError
     from transfer_tune.search.transfer import physical_error
 

@@ -22,14 +22,13 @@ import argparse
 import optuna
 from optuna_dashboard import get_note
 
-from transfer_tune.report.dashboard import annotate_all, serve
-from transfer_tune.search.storage import artifact_dir, get_storage, normalize_url
+from transfer_tune import dashboard_command, get_storage
+from transfer_tune.report import annotate_all, serve
 
 
 def make_tiny_storage(url: str, device: str) -> None:
     """A quick tune-then-transfer and a quick landscape sweep on a small Burgers problem."""
-    from transfer_tune.analysis.landscape import sweep
-    from transfer_tune.api import tune_then_transfer
+    from transfer_tune import sweep, tune_then_transfer
 
     sizes = {"resolution": 64, "n_train": 96, "n_val": 32, "n_test": 32}
     tune_then_transfer(
@@ -70,7 +69,7 @@ def main() -> None:
     parser.add_argument("--no-serve", action="store_true")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    url = normalize_url(args.storage)
+    url = args.storage  # a file path, sqlite:///, journal: or postgresql:// URL
 
     if not get_storage(url).get_all_studies():
         print(f"{url} is empty: making a tiny tune-then-transfer and a landscape sweep first")
@@ -87,7 +86,9 @@ def main() -> None:
             f"[{kind:9}] {study.study_name}: {len(study.trials)} trials; "
             f"note: {note[0] if note else '(none)'}"
         )
-    print(f"\nartifacts (figures, checkpoints) live in {artifact_dir(url)}")
+    print(
+        f"\nopen it yourself (figures, checkpoints: its --artifact-dir): {dashboard_command(url)}"
+    )
     if not args.no_serve:
         serve(url, host=args.host, port=args.port)
 

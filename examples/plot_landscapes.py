@@ -17,19 +17,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from transfer_tune.analysis.diagnostics import spectral_norm_check
-from transfer_tune.analysis.landscape import list_sweeps, load_sweep, sweep, sweep_from_spec
-from transfer_tune.analysis.optimum import analyze_optimum
-from transfer_tune.report.dashboard import annotate_sweep
-from transfer_tune.report.export import save_figures
-from transfer_tune.report.figures import (
+from transfer_tune import (
+    analyze_optimum,
+    dashboard_command,
+    list_sweeps,
+    load_spec,
+    load_sweep,
+    spectral_norm_check,
+    sweep,
+    sweep_from_spec,
+)
+from transfer_tune.report import (
+    annotate_sweep,
     heatmap_figure,
     landscape_figure,
     optimum_figure,
+    save_figures,
     spectral_norm_figure,
 )
-from transfer_tune.search.spec import load_spec
-from transfer_tune.search.storage import dashboard_command, normalize_url
 
 
 def run_default_sweep(storage: str, quick: bool, n_jobs: int, device: str):
@@ -74,7 +79,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
     args = parser.parse_args()
 
-    url = normalize_url(args.storage)
+    url = args.storage  # a file path, sqlite:///, journal: or postgresql:// URL
     if args.sweep:
         if args.sweep not in list_sweeps(url):
             parser.error(f"no sweep {args.sweep!r} in {url}; there: {list_sweeps(url)}")

@@ -14,12 +14,15 @@ import argparse
 import torch
 
 from pdes import get_problem
-from transfer_tune import tune_then_transfer
+from transfer_tune import dashboard_command, tune_then_transfer
 from transfer_tune.model import FNO
 from transfer_tune.parametrization import get_parametrization
-from transfer_tune.report import read_proxy_history, save_figure, tuning_history_figure
-from transfer_tune.report.dashboard import annotate_proxy_study
-from transfer_tune.search.storage import dashboard_command, normalize_url
+from transfer_tune.report import (
+    annotate_proxy_study,
+    read_proxy_history,
+    save_figure,
+    tuning_history_figure,
+)
 
 
 def main() -> None:
@@ -28,7 +31,7 @@ def main() -> None:
     parser.add_argument("--storage", default="studies/quickstart.db")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    url = normalize_url(args.storage)
+    url = args.storage  # a file path, sqlite:///, journal: or postgresql:// URL
 
     # 1. The model knows nothing of µP; the parametrization initialises it and sets the rates.
     model = FNO(dim=1, modes=32, width=32, n_layers=4, in_channels=1, out_channels=1)

@@ -23,7 +23,8 @@ from pdes.arrays import from_arrays
 from pdes.errors import TransferTuneError
 from pdes.loaders import inspect_pairs, load_pairs
 from pdes.normalize import GaussianNormalizer
-from pdes.registry import Problem, get_problem, list_problems, load_problem, register_problem
+from pdes.problem import Problem
+from pdes.registry import get_problem, list_problems, load_problem, register_problem
 
 __all__ = [
     "GaussianNormalizer",

@@ -1,7 +1,7 @@
 """Argument checks shared by :mod:`pdes` and :mod:`transfer_tune` (one home for each rule).
 
 Each check returns the value in its canonical Python type or raises
-:class:`~pdes.errors.TransferTuneError` with the argument's name, the rule and what was given.
+:class:`~pdes.TransferTuneError` with the argument's name, the rule and what was given.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from pdes import get_problem
 from tests.sizes import SPEC, TINY_BURGERS, TUNE_ONE_TRIAL
 from transfer_tune.cli import main
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.search_space import NAMES, SearchSpace
 from transfer_tune.search.spec import parse_spec

@@ -30,7 +30,7 @@ from transfer_tune.core.parametrization import (
     rule_multiplier,
 )
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.report.calibrate_figure import calibration_figure
+from transfer_tune.report import calibration_figure
 
 GRID = 2.0 ** np.arange(-12.0, -1.99, 0.5)
 

@@ -122,8 +122,8 @@ def test_a_proxy_grid_that_is_no_subsample_fails_before_any_trial(tmp_path):
 
 
 def test_the_dashboard_note_shows_each_axis(result):
+    from transfer_tune.report import read_proxy_history
     from transfer_tune.report.notes import proxy_note
-    from transfer_tune.report.readers import read_proxy_history
 
     note = proxy_note(read_proxy_history(result.storage, result.study.study_name))
     line = next(x for x in note.splitlines() if x.strip().startswith("Proxy -> target:"))

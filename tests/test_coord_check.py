@@ -27,14 +27,11 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from transfer_tune.analysis.coord_check import (
-    CoordCheckResult,
-    coord_check,
-    coord_check_from_spec,
-)
+from transfer_tune.analysis.coord_check import coord_check, coord_check_from_spec
+from transfer_tune.analysis.coord_result import CoordCheckResult
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.report.coord_check_figure import coord_check_figure
+from transfer_tune.report import coord_check_figure
 
 #: Low viscosity: the target has content up to K ~ 16 (0.6 % of its energy beyond mode 16).
 BURGERS = {

@@ -46,17 +46,17 @@ from transfer_tune.analysis.optimum import analyze_optimum
 from transfer_tune.core.parametrization import get_parametrization
 from transfer_tune.core.train import TrainData
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.report.dashboard import (
+from transfer_tune.report import (
     annotate_all,
     annotate_proxy_study,
     annotate_sweep,
-    dashboard_url,
+    read_proxy_history,
     serve,
-    sweep_note,
+    tuning_history_figure,
 )
-from transfer_tune.report.history import tuning_history_figure
-from transfer_tune.report.notes import with_workflow_link
-from transfer_tune.report.readers import read_proxy_history, read_target, study_ids
+from transfer_tune.report.dashboard import dashboard_url
+from transfer_tune.report.notes import sweep_note, with_workflow_link
+from transfer_tune.report.readers import read_target, study_ids
 from transfer_tune.search.storage import artifact_dir, get_storage
 from transfer_tune.search.studies import open_study
 from transfer_tune.search.transfer import transfer

@@ -11,9 +11,9 @@ from transfer_tune.analysis.diagnostics import (
     spectral_norms,
     update_spectral_norms,
 )
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams
 from transfer_tune.errors import TransferTuneError
 
 MODES = (4, 16, 64, 256)

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from tests.synthetic import operator_task
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, fit
+from transfer_tune.core.train import TrainData, fit
 from transfer_tune.errors import TransferTuneError
 
 SHAPE = {"dim": 1, "modes": 8, "width": 32, "n_layers": 2, "projection_width": 64}

@@ -183,7 +183,7 @@ def test_rate_grid_counts_before_it_builds():
 
 
 def test_a_sweep_grid_of_a_billion_values_is_refused_at_once():
-    from transfer_tune.analysis.landscape.config import values_from_spec
+    from transfer_tune.analysis.landscape import values_from_spec
 
     with _within(5), pytest.raises(TransferTuneError, match="num must be an integer in 1..100000"):
         values_from_spec("lr", {"low": 1e-4, "high": 1e-1, "num": 1_000_000_000})

@@ -93,7 +93,7 @@ def test_constant_losses_have_no_ranking():
 
 
 def test_figure_draws_mup_beside_sp():
-    from transfer_tune.report.horizon_figure import horizon_figure
+    from transfer_tune.report import horizon_figure
 
     results = [
         analyse(CurveSet(f"{k}/K{m}", settling_curves(settle=s), k, m))
@@ -132,7 +132,7 @@ def _tune(storage, name, **kw):
 
 def test_real_study_reads_back_the_same(storage, capsys, tmp_path):
     from transfer_tune.cli import main
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import read_curves
     from transfer_tune.search.storage import get_storage
 
     _tune(storage, "plain")
@@ -152,7 +152,7 @@ def test_real_study_reads_back_the_same(storage, capsys, tmp_path):
 
 
 def test_study_without_intermediate_values(storage):
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import read_curves
 
     study = optuna.create_study(study_name="bare", storage=storage)
     for x in (1.0, 2.0):
@@ -205,15 +205,15 @@ def test_auto_horizon_pilot(storage):
     epochs = sorted(r.train_epochs for r in trial_epochs(study))
     assert epochs == sorted([3] * PILOT_TRIALS + [h] * 2)
     # the evidence is the analysis of the pilot study, read back from storage
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import read_curves
 
     (pilot_curves,) = read_curves(storage, "auto-pilot")
     assert analyse(pilot_curves).horizon == h
     again = _tune(storage, "auto", horizon="auto", n_trials=PILOT_TRIALS + 2)  # resume: no-op
     assert len(again.get_trials()) == PILOT_TRIALS + 2
     # the dashboard note of the proxy study shows the horizon and the pilot's evidence
+    from transfer_tune.report import read_proxy_history
     from transfer_tune.report.notes import proxy_note
-    from transfer_tune.report.readers import read_proxy_history
 
     note = proxy_note(read_proxy_history(storage, "auto"))
     assert f"Each trial trained {h} of 3 epochs (auto)" in note and "`auto-pilot`" in note
@@ -223,7 +223,7 @@ def test_auto_horizon_pilot(storage):
 
 def test_sweep_curves_mup_first(storage):
     from transfer_tune.analysis.landscape import sweep
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import read_curves
 
     sweep(
         "burgers",

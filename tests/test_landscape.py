@@ -282,8 +282,8 @@ def test_values_from_spec():
 
 
 def test_sweep_from_spec_runs_a_registered_problem(tmp_path, monkeypatch):
-    from pdes import get_problem, registry
-    from pdes.registry import ProblemSpec, register_problem
+    from pdes import get_problem, register_problem, registry
+    from pdes.spec import ProblemSpec
 
     # register on copies of the registry, so no other test sees the tiny problem
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
@@ -479,7 +479,7 @@ def test_a_grid_point_handed_out_twice_is_not_trained(tmp_path, monkeypatch):
 
 
 def landscape_config(result):
-    from transfer_tune.analysis.landscape.config import SweepConfig
+    from transfer_tune.analysis.landscape import SweepConfig
 
     return SweepConfig.from_dict(result.config)
 

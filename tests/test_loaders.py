@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 import torch
 
-from pdes.loaders import load_pairs
+from pdes import load_pairs
 from transfer_tune.errors import TransferTuneError
 
 RNG = np.random.default_rng(0)

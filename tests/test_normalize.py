@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pdes.normalize import GaussianNormalizer
+from pdes import GaussianNormalizer
 from transfer_tune.errors import TransferTuneError
 
 

@@ -8,9 +8,10 @@ import torch
 
 from tests.sizes import TINY_BURGERS
 from tests.synthetic import operator_task
+from transfer_tune.core.hparams import HParams, make_optimizer
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, fit, make_optimizer
+from transfer_tune.core.train import TrainData, fit
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.search_space import SearchSpace
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, _schedule
+from transfer_tune.core.train import _schedule
 from transfer_tune.errors import TransferTuneError
 
 

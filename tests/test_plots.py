@@ -13,14 +13,15 @@ import pytest
 from transfer_tune.analysis.landscape import LandscapeRow, SweepResult
 from transfer_tune.analysis.optimum import analyze_optimum
 from transfer_tune.errors import TransferTuneError
-from transfer_tune.report.export import FigureExportWarning, save_figure
-from transfer_tune.report.figures import (
+from transfer_tune.report import (
     heatmap_figure,
     landscape_figure,
     optimum_figure,
+    save_figure,
     spectral_norm_figure,
+    tuning_history_figure,
 )
-from transfer_tune.report.history import tuning_history_figure
+from transfer_tune.report.export import FigureExportWarning
 from transfer_tune.report.readers import ProxyHistory, TargetRun, TrialRecord
 
 LRS = (2.0 ** np.arange(-12, -5.5, 0.5)).tolist()

@@ -13,9 +13,10 @@ import torch
 
 from tests.sizes import TINY_BURGERS
 from transfer_tune.core import checkpoint
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, fit
+from transfer_tune.core.train import TrainData, fit
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.storage import get_storage
 from transfer_tune.search.tune import tune

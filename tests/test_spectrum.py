@@ -110,7 +110,7 @@ def test_default_burgers_rewards_k_and_the_original_viscosity_does_not(tmp_path)
 
 
 def test_spectrum_figure_draws_both_lines_and_the_k_pair():
-    from transfer_tune.report.spectrum_figure import spectrum_figure
+    from transfer_tune.report import spectrum_figure
 
     rows = (SpectrumRow(2, 0.5, 0.3), SpectrumRow(4, 0.1, 0.2), SpectrumRow(16, 1e-3, 0.0))
     report = SpectrumReport(rows=rows, name="x", grid=(64,), proxy_modes=4, target_modes=16)

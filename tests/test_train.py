@@ -4,16 +4,10 @@ import pytest
 import torch
 
 from tests.synthetic import operator_task
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import (
-    HParams,
-    TrainData,
-    clip_gradients,
-    evaluate,
-    fit,
-    relative_l2,
-)
+from transfer_tune.core.train import TrainData, clip_gradients, evaluate, fit, relative_l2
 from transfer_tune.errors import DivergenceError, TransferTuneError
 
 

@@ -194,7 +194,7 @@ def tune_then_transfer(
     compute = compute_summary(study, plan, prob, target_seconds)
     study.set_user_attr("compute", compute)
     if annotate:
-        from transfer_tune.report.dashboard import annotate_proxy_study
+        from transfer_tune.report import annotate_proxy_study
 
         annotate_proxy_study(url, study.study_name, image_formats=())
     return TransferResult(

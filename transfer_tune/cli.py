@@ -3,7 +3,10 @@
 Subcommands: ``data``, ``tune``, ``transfer``, ``calibrate``, ``run``, ``worker``, ``landscape``,
 ``horizon``, ``coord-check``, ``dashboard``, ``demo``. Options left out are not passed on, so
 every default lives in the function the command calls. Imports are made inside each command so that
-``transfer-tune data`` starts without loading Optuna. Every user mistake raises
+``transfer-tune data`` starts without loading Optuna; figures, saving and the dashboard come
+from their public home :mod:`transfer_tune.report`, ``allow_models`` from
+:mod:`transfer_tune.model`, and the workflow from the modules that define it (the lazy
+``transfer_tune`` package sits above this layer). Every user mistake raises
 :class:`transfer_tune.errors.TransferTuneError`; the command prints it on one line and exits
 with status 2.
 """
@@ -84,8 +87,7 @@ def _print_spectrum(problem: Any, out: str) -> None:
     from pathlib import Path
 
     from pdes.spectrum import spectrum_table
-    from transfer_tune.report.export import save_figure
-    from transfer_tune.report.spectrum_figure import spectrum_figure
+    from transfer_tune.report import save_figure, spectrum_figure
 
     report = spectrum_table(problem)
     print(report.text())
@@ -101,7 +103,7 @@ def _given(**options: Any) -> dict[str, Any]:
 
 def _check_study_args(args: argparse.Namespace) -> None:
     """Check the study names given, then allow the model factories of ``--allow-model``."""
-    from transfer_tune.core.factory import allow_models
+    from transfer_tune.model import allow_models
     from transfer_tune.search.storage import check_study_name
 
     for key, what in (("study", "study name"), ("target_study", "target study name")):
@@ -175,8 +177,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from transfer_tune.analysis.calibrate import calibrate
-    from transfer_tune.report.calibrate_figure import calibration_figure
-    from transfer_tune.report.export import save_figure
+    from transfer_tune.report import calibration_figure, save_figure
     from transfer_tune.search.storage import safe_filename
 
     study, storage = args.study, args.storage
@@ -286,7 +287,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_landscape(args: argparse.Namespace) -> int:
     from transfer_tune.analysis.landscape import sweep, sweep_kwargs_from_spec
-    from transfer_tune.report.dashboard import annotate_sweep
+    from transfer_tune.report import annotate_sweep
     from transfer_tune.search.spec import load_spec
     from transfer_tune.search.storage import dashboard_command
 
@@ -304,8 +305,7 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from transfer_tune.analysis.coord_check import coord_check_from_spec
-    from transfer_tune.report.coord_check_figure import coord_check_figure
-    from transfer_tune.report.export import save_figure
+    from transfer_tune.report import coord_check_figure, save_figure
 
     seeds = None if args.seeds is None else list(range(args.seeds))
     result = coord_check_from_spec(
@@ -340,9 +340,7 @@ def _horizon_arg(text: str) -> int | str:
 def _cmd_horizon(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transfer_tune.report.export import save_figure
-    from transfer_tune.report.horizon_figure import horizon_figure
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import horizon_figure, read_curves, save_figure
     from transfer_tune.search.horizon_stats import analyse_all, markdown_table
     from transfer_tune.search.storage import get_storage, normalize_url, safe_filename
 
@@ -359,7 +357,7 @@ def _cmd_horizon(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from transfer_tune.report.dashboard import serve
+    from transfer_tune.report import serve
 
     serve(args.storage, **_given(host=args.host, port=args.port))
     return 0

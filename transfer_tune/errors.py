@@ -6,7 +6,7 @@ class here, so one ``except`` catches the mistakes of both packages.
 
 from __future__ import annotations
 
-from pdes.errors import TransferTuneError
+from pdes import TransferTuneError
 
 __all__ = ["DivergenceError", "TransferTuneError"]
 

@@ -13,9 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 
 from tests.synthetic import operator_task  # noqa: E402
 from transfer_tune.core import distributed
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, fit
+from transfer_tune.core.train import TrainData, fit
 
 
 def main() -> None:

@@ -420,7 +420,7 @@ def calibrate(
     method, confidence, max_width
         Interval of alpha over seeds and the verdict's width bound (:func:`classify`).
     n_jobs, device, progress
-        As for :func:`~transfer_tune.analysis.landscape.sweep`.
+        As for :func:`~transfer_tune.sweep`.
     sweep_name : str, optional
         Default ``"{study}-calibrate"``; re-running resumes it.
     store : bool

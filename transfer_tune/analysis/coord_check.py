@@ -14,7 +14,7 @@ whatever the gradient's scale, and a spectral convolution sums over all kept mod
 SP the change of a spectral layer's output after a step grows with K; µP shrinks R's rate as K
 grows and should keep that change flatter. :attr:`CoordCheckResult.verdict` reports what the
 measurement shows (``"flat"`` within a stated tolerance, ``"grows"`` or ``"shrinks"``), it is
-not forced. :func:`transfer_tune.report.coord_check_figure.coord_check_figure` draws a result
+not forced. :func:`transfer_tune.report.coord_check_figure` draws a result
 (:mod:`transfer_tune.analysis.coord_result` holds and reads it).
 
 Over width, µP for Adam (Tensor Programs V) scales every hidden tensor's rate by
@@ -194,7 +194,7 @@ def coord_check(
         readout).
     lr, betas, batch_size, clip, clip_value
         Adam's base rate and betas, samples per step, and gradient clipping (as in
-        :class:`transfer_tune.core.train.HParams`).
+        :class:`transfer_tune.core.hparams.HParams`).
     steps : int
         T, the number of Adam steps.
     seeds : iterable of int

@@ -1,6 +1,6 @@
 """The result of a coord check: layer output sizes over K or over width, µP beside SP.
 
-:func:`transfer_tune.analysis.coord_check.coord_check` measures; this module holds what it
+:func:`transfer_tune.coord_check` measures; this module holds what it
 measured (plain records, read back from JSON) and reads it: curves, ratios largest / base,
 and a verdict per parametrization. A run sweeps one *axis*: ``"modes"`` (K, width fixed) or
 ``"width"`` (m, K fixed). The verdict reads the layers the swept axis is about: the spectral

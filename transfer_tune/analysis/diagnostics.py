@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import Parametrization, get_parametrization
-from transfer_tune.core.train import HParams, clip_gradients, relative_l2
+from transfer_tune.core.train import clip_gradients, relative_l2
 from transfer_tune.errors import TransferTuneError
 
 __all__ = ["max_mode_norm", "spectral_norm_check", "spectral_norms", "update_spectral_norms"]
@@ -78,7 +79,7 @@ def spectral_norm_check(
     (:func:`spectral_norms`) of a one-layer FNO, averaged over ``seeds``; ``ratio`` divides it
     by its value at K_base (default: the smallest K). Under SP the ratio grows like
     ``sqrt(ln K / ln K_base)`` when the maximum over modes dominates (width 1); under µP it
-    stays near 1. :func:`transfer_tune.report.figures.spectral_norm_figure` draws the records.
+    stays near 1. :func:`transfer_tune.report.spectral_norm_figure` draws the records.
 
     Returns
     -------

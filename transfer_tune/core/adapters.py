@@ -8,7 +8,7 @@ tensor is read from its shape, :mod:`transfer_tune.core.base_shapes`), the numbe
 in transfer-tune's convention, and the spatial dimension d. :func:`model_roles` reads them,
 by parameter *name*, never from shapes:
 
-* transfer-tune's :class:`~transfer_tune.core.model.FNO` names its roles when it is built
+* transfer-tune's :class:`~transfer_tune.FNO` names its roles when it is built
   (``param_roles()``), and :meth:`Parametrization.initialize` draws every one of its
   parameters (its constructor draws them as SP at its own K, :meth:`FNO.reset_parameters`);
 * neuraloperator 2.0's ``neuralop.models.FNO`` with dense spectral weights is read through a

@@ -1,7 +1,8 @@
 """Training loop: relative L2 loss, per-role rates, clipping, schedules, callbacks, resume.
 
 The whole dataset stays as tensors on the device and batches are drawn by index: there is no
-per-sample Python in the loop.
+per-sample Python in the loop. The hyperparameters (:class:`HParams`, their checks, the
+optimizer) live in :mod:`transfer_tune.core.hparams`: import them from there, not from here.
 """
 
 from __future__ import annotations
@@ -22,15 +23,7 @@ from pdes.checks import as_int
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
-from transfer_tune.core.hparams import (  # noqa: F401  (re-exported: the training API)
-    CLIPS,
-    HPARAM_CHECKS,
-    OPTIMIZERS,
-    SCHEDULES,
-    HParams,
-    check_hparam,
-    make_optimizer,
-)
+from transfer_tune.core.hparams import HParams, make_optimizer
 from transfer_tune.core.parametrization import Parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
 

@@ -1,9 +1,12 @@
 """The report layer: plotly figures drawn from results, their export, and optuna-dashboard.
 
-Every figure and the saving functions are public here (``from transfer_tune.report import
-landscape_figure, save_figure``), loaded lazily so that importing this package loads neither
-plotly nor Optuna until a name is used. Figures draw from results, never query storage or
-train; the readers that turn a storage into those results are public here too.
+Every figure, the saving functions and the dashboard's notes and server are public here, and
+only here (``from transfer_tune.report import landscape_figure, save_figure``): code outside
+this package imports these names from it, never from the submodule that defines them. They are
+loaded lazily so that importing this package loads neither plotly nor Optuna until a name is
+used. Figures draw from results, never query storage or train; the readers that turn a
+storage into those results are public here too, and ``annotate_*`` write a storage's notes and
+figures for optuna-dashboard, which ``serve`` opens.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ _LAZY: dict[str, str] = {
     "save_figures": "transfer_tune.report.export",
     "read_proxy_history": "transfer_tune.report.readers",
     "read_curves": "transfer_tune.report.readers",
+    "annotate_all": "transfer_tune.report.dashboard",
+    "annotate_proxy_study": "transfer_tune.report.dashboard",
+    "annotate_sweep": "transfer_tune.report.dashboard",
+    "serve": "transfer_tune.report.dashboard",
 }
 
 __all__ = sorted(_LAZY)

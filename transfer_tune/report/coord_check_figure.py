@@ -1,6 +1,6 @@
 """Plotly figure of a coord check over K or width; it only draws.
 
-:func:`coord_check_figure` takes a :class:`~transfer_tune.analysis.coord_check.CoordCheckResult`
+:func:`coord_check_figure` takes a :class:`~transfer_tune.CoordCheckResult`
 and returns a :class:`plotly.graph_objects.Figure` with one panel per recorded layer and
 parametrization (rows: layers in model order; columns: µP beside SP), x = K (or width) and
 y = RMS, both
@@ -30,7 +30,7 @@ def coord_check_figure(result: CoordCheckResult, title: str | None = None) -> go
     Parameters
     ----------
     result : CoordCheckResult
-        From :func:`transfer_tune.analysis.coord_check.coord_check` (or read back with
+        From :func:`transfer_tune.coord_check` (or read back with
         :meth:`CoordCheckResult.from_records`).
     title : str, optional
         Overrides the default title (which states the base and the verdicts).

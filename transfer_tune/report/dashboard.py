@@ -158,7 +158,7 @@ def annotate_sweep(
     storage : str or path
         Storage URL.
     sweep_name : str
-        The sweep (see :func:`transfer_tune.analysis.landscape.list_sweeps`).
+        The sweep (see :func:`transfer_tune.list_sweeps`).
     loss : str
         Loss of the optimum analysis (``"test_loss"``, ``"train_loss"``, ``"val_loss"``).
     param : str, optional
@@ -248,7 +248,7 @@ def _read_workflow(url: str, store: Any, history: ProxyHistory) -> tuple[Workflo
         key=lambda p: p.stat().st_mtime,
     )
     if found:
-        from transfer_tune.analysis.coord_check import CoordCheckResult
+        from transfer_tune.analysis.coord_result import CoordCheckResult
         from transfer_tune.report.coord_check_figure import coord_check_figure
 
         try:

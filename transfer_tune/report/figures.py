@@ -2,7 +2,7 @@
 
 Every function takes results (a :class:`~transfer_tune.analysis.landscape.SweepResult`, an
 :class:`~transfer_tune.analysis.optimum.OptimumAnalysis`, the records of
-:func:`~transfer_tune.analysis.diagnostics.spectral_norm_check`, a
+:func:`~transfer_tune.spectral_norm_check`, a
 :class:`~transfer_tune.report.readers.ProxyHistory`) and returns a
 :class:`plotly.graph_objects.Figure`; none reads a storage or trains a model.
 :mod:`transfer_tune.report.export` writes figures to HTML/PNG, and the tuning-history figure
@@ -406,7 +406,7 @@ def heatmap_figure(
 
 
 # ---------------------------------------------------------------------------------------------
-# The spectral-norm check (computed by transfer_tune.analysis.diagnostics.spectral_norm_check)
+# The spectral-norm check (computed by transfer_tune.spectral_norm_check)
 # ---------------------------------------------------------------------------------------------
 def spectral_norm_figure(
     records: Sequence[Mapping[str, Any]], title: str | None = None
@@ -416,7 +416,7 @@ def spectral_norm_figure(
     Parameters
     ----------
     records : sequence of dict
-        From :func:`transfer_tune.analysis.diagnostics.spectral_norm_check`.
+        From :func:`transfer_tune.spectral_norm_check`.
     """
     records = list(records)
     widths = sorted({r["width"] for r in records})

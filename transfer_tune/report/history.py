@@ -5,7 +5,7 @@
 trial's) and :func:`plan_figure` (the µP plan as a table).
 
 It draws a :class:`~transfer_tune.report.readers.ProxyHistory` (read from the storage by
-:func:`~transfer_tune.report.readers.read_proxy_history`); it never reads a storage itself.
+:func:`~transfer_tune.report.read_proxy_history`); it never reads a storage itself.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ def tuning_history_figure(history: ProxyHistory, title: str | None = None) -> go
     Parameters
     ----------
     history : ProxyHistory
-        From :func:`transfer_tune.report.readers.read_proxy_history`.
+        From :func:`transfer_tune.report.read_proxy_history`.
     title : str, optional
         Figure title.
     """
     if not isinstance(history, ProxyHistory):
         raise TransferTuneError(
             "tuning_history_figure draws a ProxyHistory; read one with "
-            "transfer_tune.report.readers.read_proxy_history(storage, study_name)"
+            "transfer_tune.report.read_proxy_history(storage, study_name)"
         )
     trials = history.trials
     done = history.complete
@@ -173,7 +173,7 @@ def _check(history: object, name: str) -> ProxyHistory:
     if not isinstance(history, ProxyHistory):
         raise TransferTuneError(
             f"{name} draws a ProxyHistory; read one with "
-            "transfer_tune.report.readers.read_proxy_history(storage, study_name)"
+            "transfer_tune.report.read_proxy_history(storage, study_name)"
         )
     return history
 

@@ -315,7 +315,7 @@ def proxy_note(history: ProxyHistory, workflow: Workflow | None = None) -> str:
     Parameters
     ----------
     history : ProxyHistory
-        From :func:`transfer_tune.report.readers.read_proxy_history`.
+        From :func:`transfer_tune.report.read_proxy_history`.
     workflow : Workflow, optional
         Links, sweeps and coord check of the storage (:func:`annotate_proxy_study` reads them).
     """

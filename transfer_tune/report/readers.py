@@ -220,7 +220,7 @@ def read_proxy_history(storage: Any, proxy_study_name: str) -> ProxyHistory:
     """Read proxy study ``proxy_study_name`` and its linked target run from ``storage``.
 
     The target is the study named by the proxy's ``target_study`` user attribute (written by
-    :func:`transfer_tune.search.transfer.run_target`); ``None`` when missing.
+    :func:`transfer_tune.run_target`); ``None`` when missing.
     """
     store = _store(storage)
     study = open_study(proxy_study_name, store)
@@ -250,7 +250,7 @@ def read_curves(storage: Any, name: str) -> list[Any]:
     complete trials; pruned trials are counted in ``n_pruned``. Failed, running and waiting
     trials are ignored. Nothing is trained.
     """
-    from transfer_tune.analysis.landscape.readback import sweep_studies
+    from transfer_tune.analysis.landscape import sweep_studies
     from transfer_tune.search.horizon_stats import CurveSet
 
     store = _store(storage)

@@ -1,6 +1,6 @@
 """The proxy search's training horizon: fixed, or measured by a pilot (``horizon="auto"``).
 
-:func:`transfer_tune.search.tune.tune` calls :func:`set_horizon` before the search; the
+:func:`transfer_tune.tune` calls :func:`set_horizon` before the search; the
 statistics are :mod:`transfer_tune.search.horizon_stats`'s.
 """
 
@@ -69,7 +69,7 @@ def pilot_horizon(
 
     1. Run ``min(PILOT_TRIALS, n_trials)`` trials with the random sampler and no pruner, at
        the full ``setup.epochs``, in the study ``"{name}-pilot"`` (same setup; resumable).
-    2. :func:`transfer_tune.search.horizon_stats.analyse` their per-epoch validation losses: the
+    2. :func:`transfer_tune.analyse_horizon` their per-epoch validation losses: the
        horizon h is the shortest epoch from which Spearman >= 0.9 and regret <= 2 % hold at
        every later epoch (``setup.epochs`` when the pilot cannot tell: fewer than two
        complete trials, or no earlier epoch qualifies).

@@ -1,7 +1,7 @@
 """How early does the ranking of configurations settle? The training horizon of a search.
 
 From per-epoch validation losses already stored (a landscape sweep or a proxy study; read by
-:func:`transfer_tune.report.readers.read_curves`; nothing is retrained), for every epoch e:
+:func:`transfer_tune.report.read_curves`; nothing is retrained), for every epoch e:
 
 * **Spearman** and **Kendall** rank correlation (``scipy.stats``) across configurations
   between the loss after e epochs and the final loss;

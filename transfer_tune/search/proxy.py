@@ -31,8 +31,9 @@ from transfer_tune.core.factory import (
     build_model,
     check_model_allowed,
 )
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, TrainData, fit, resolve_device
+from transfer_tune.core.train import TrainData, fit, resolve_device
 from transfer_tune.errors import DivergenceError, TransferTuneError
 from transfer_tune.search.samplers import make_pruner, make_sampler
 from transfer_tune.search.search_space import SearchSpace

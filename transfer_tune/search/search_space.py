@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 
-from transfer_tune.core.train import check_hparam
+from transfer_tune.core.hparams import check_hparam
 from transfer_tune.errors import TransferTuneError
 
 NAMES = ("lr", "batch_size", "beta1", "beta2", "weight_decay")
@@ -76,7 +76,7 @@ def _default_dimensions() -> dict[str, Dimension]:
 
 
 def _check_value(name: str, value: Any) -> Any:
-    """The rules of :data:`transfer_tune.core.train.HPARAM_CHECKS`, in canonical type."""
+    """The rules of :data:`transfer_tune.core.hparams.HPARAM_CHECKS`, in canonical type."""
     return check_hparam(name, value)
 
 

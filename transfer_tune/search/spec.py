@@ -125,7 +125,7 @@ class StudySpec:
         return kwargs
 
     def tune_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`transfer_tune.search.tune.tune` described by this spec:
+        """Keyword arguments of :func:`transfer_tune.tune` described by this spec:
         the proxy side, filled as :func:`transfer_tune.search.sides.resolve_sides` fills it."""
         kwargs = self.workflow_kwargs()
         shortcuts = {
@@ -140,7 +140,7 @@ class StudySpec:
         return kwargs
 
     def sweep_kwargs(self, storage: Any = None, n_jobs: int = 1) -> dict[str, Any]:
-        """Keyword arguments of ``transfer_tune.analysis.landscape.sweep`` from ``[landscape]``.
+        """Keyword arguments of ``transfer_tune.sweep`` from ``[landscape]``.
 
         ``values`` stays as written (a list, a ``{low, high, num, log}`` table, or a table of
         those per parameter); :func:`transfer_tune.analysis.landscape.sweep_kwargs_from_spec`

@@ -90,7 +90,7 @@ def find_study(
     name : str
         The study's name.
     storage : BaseStorage, str or path
-        An opened storage, or a URL for :func:`transfer_tune.search.storage.get_storage`.
+        An opened storage, or a URL for :func:`transfer_tune.get_storage`.
     sampler, pruner : optional
         Passed to ``optuna.load_study`` (Optuna's defaults when ``None``).
     """
@@ -140,7 +140,7 @@ def create_study(
     name : str
         The study's name.
     storage : BaseStorage, str or path
-        An opened storage, or a URL for :func:`transfer_tune.search.storage.get_storage`.
+        An opened storage, or a URL for :func:`transfer_tune.get_storage`.
     metric_name : str
         What the objective measures, shown by optuna-dashboard (``set_metric_names``).
     direction : str

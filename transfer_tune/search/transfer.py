@@ -33,6 +33,7 @@ from transfer_tune.core.base_shapes import WIDTH_CLASSES
 from transfer_tune.core.base_shapes import base_shapes as read_base_shapes
 from transfer_tune.core.factory import build_model, check_model_allowed
 from transfer_tune.core.flops import train_step_flops
+from transfer_tune.core.hparams import OPTIMIZERS, HParams
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import (
     RULES,
@@ -41,8 +42,6 @@ from transfer_tune.core.parametrization import (
     get_parametrization,
 )
 from transfer_tune.core.train import (
-    OPTIMIZERS,
-    HParams,
     TrainData,
     evaluate,
     fit,

@@ -28,9 +28,10 @@ from pdes.coarse import coarse_problem
 from pdes.processes import parallel
 from transfer_tune.core.base_shapes import base_shapes
 from transfer_tune.core.factory import allowed_models, build_model, model_config
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, resolve_device
+from transfer_tune.core.train import resolve_device
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.horizon import set_horizon
 from transfer_tune.search.preflight import check_training_memory, estimated_shape

@@ -28,10 +28,14 @@ with ``diverged=True`` and the reason in its user attributes, and its losses are
 The tidy result (:class:`SweepResult`, one :class:`LandscapeRow` per parametrization, K,
 value(s) and seed) is rebuilt from the storage alone by :func:`load_sweep`.
 
-Modules, in data-flow order: ``config`` (what a sweep is: checks, :class:`SweepConfig`),
-``data`` (problem or tensors), ``results`` (rows and the tidy result), ``objective`` (one
-run), ``runner`` (:func:`sweep`), ``readback`` (:func:`list_sweeps`, :func:`load_sweep`),
-``from_spec`` (a study spec's ``[landscape]``).
+This package is the one home of the names in ``__all__``: code outside it imports them from
+``transfer_tune.analysis.landscape``, never from a submodule (users import ``sweep``,
+``sweep_from_spec``, ``list_sweeps`` and ``load_sweep`` from :mod:`transfer_tune`). The
+submodules are private detail, in data-flow order: ``config`` (what a sweep is: checks,
+:class:`SweepConfig`), ``data`` (problem or tensors), ``results`` (rows and the tidy result),
+``objective`` (one run), ``runner`` (:func:`sweep`), ``readback`` (:func:`list_sweeps`,
+:func:`load_sweep`), ``from_spec`` (a study spec's ``[landscape]``); they import each other
+directly.
 """
 
 from transfer_tune.analysis.landscape.config import (
@@ -43,7 +47,7 @@ from transfer_tune.analysis.landscape.config import (
     values_from_spec,
 )
 from transfer_tune.analysis.landscape.from_spec import sweep_from_spec, sweep_kwargs_from_spec
-from transfer_tune.analysis.landscape.readback import list_sweeps, load_sweep
+from transfer_tune.analysis.landscape.readback import list_sweeps, load_sweep, sweep_studies
 from transfer_tune.analysis.landscape.results import LandscapeRow, SweepResult
 from transfer_tune.analysis.landscape.runner import sweep
 
@@ -60,5 +64,6 @@ __all__ = [
     "sweep",
     "sweep_from_spec",
     "sweep_kwargs_from_spec",
+    "sweep_studies",
     "values_from_spec",
 ]

@@ -2,7 +2,7 @@
 
 :class:`SweepConfig` is the plain-data identity of a sweep (stored, as :meth:`SweepConfig.to_dict`,
 in every study of it); :class:`RunOptions` says how this call runs it (storage, workers,
-device). Hyperparameter values are checked by :func:`transfer_tune.core.train.check_hparam`,
+device). Hyperparameter values are checked by :func:`transfer_tune.core.hparams.check_hparam`,
 the one home of those rules.
 """
 
@@ -22,9 +22,9 @@ from pdes.budget import MAX_RUNS
 from pdes.checks import as_float, as_int, as_stored
 from transfer_tune.analysis.landscape.data import SweepData
 from transfer_tune.analysis.landscape.results import grid_key
+from transfer_tune.core.hparams import HParams, check_hparam
 from transfer_tune.core.model import FNO, check_modes
 from transfer_tune.core.parametrization import KINDS, get_parametrization
-from transfer_tune.core.train import HParams, check_hparam
 from transfer_tune.errors import TransferTuneError
 
 #: Hyperparameters a sweep can vary, and whether they are swept on a log scale.

@@ -102,7 +102,7 @@ def sweep_from_spec(
     Parameters
     ----------
     spec : StudySpec or mapping
-        A spec from :func:`transfer_tune.search.spec.load_spec`, or the parsed TOML document.
+        A spec from :func:`transfer_tune.load_spec`, or the parsed TOML document.
     storage : str or path, optional
         Overrides ``[landscape] storage`` (and ``[tune] storage``); the default storage if
         none is given.

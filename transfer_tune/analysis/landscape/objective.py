@@ -17,6 +17,7 @@ import torch
 from transfer_tune.analysis.landscape.config import SWEEPABLE, SweepConfig
 from transfer_tune.analysis.landscape.data import SweepData
 from transfer_tune.analysis.landscape.results import LandscapeRow, finished_ok
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import FNO
 from transfer_tune.core.parametrization import (
     SCALED_ROLES,
@@ -24,7 +25,7 @@ from transfer_tune.core.parametrization import (
     RoleScale,
     get_parametrization,
 )
-from transfer_tune.core.train import HParams, evaluate, fit, resolve_device
+from transfer_tune.core.train import evaluate, fit, resolve_device
 from transfer_tune.errors import DivergenceError
 from transfer_tune.search.workers import record_worker
 

@@ -42,8 +42,9 @@ from transfer_tune.analysis.landscape.results import (
     rows_from_study,
     sort_rows,
 )
+from transfer_tune.core.hparams import HParams
 from transfer_tune.core.parametrization import get_parametrization
-from transfer_tune.core.train import HParams, resolve_device
+from transfer_tune.core.train import resolve_device
 from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.optuna_internals import grid_attrs, grid_id
 from transfer_tune.search.storage import get_storage, redact_url
@@ -125,7 +126,7 @@ def sweep(
     problem_overrides : mapping, optional
         Laid over the problem (see :func:`pdes.load_problem`).
     model_options : mapping, optional
-        Extra :class:`~transfer_tune.core.model.FNO` arguments (``projection_width``,
+        Extra :class:`~transfer_tune.FNO` arguments (``projection_width``,
         ``grid_features``).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
