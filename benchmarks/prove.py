@@ -1,14 +1,17 @@
-"""Run the two science benchmarks together, as the 2-core budget asks: landscapes and audit.
+"""Run one issue's science benchmarks together, as the 2-core budget asks (<= 60 minutes).
 
 Usage::
 
-    python benchmarks/prove.py            # both full runs side by side, then the README block
-    python benchmarks/prove.py --quick    # both --quick runs (seconds)
+    python benchmarks/prove.py                      # the latest set, full runs side by side
+    python benchmarks/prove.py --set verdicts       # issue "Verdicts a reviewer can trust"
+    python benchmarks/prove.py --quick              # the --quick runs (seconds)
 
-It starts ``compute_audit.py`` (one process, 1 torch thread) and ``transfer_repro.py --n-jobs
-2`` (two sweep workers, 1 torch thread each) at the same time, so three single-threaded
-processes share the two cores until the audit ends. The audit costs its arms in CPU seconds
-and FLOPs, which sharing the cores does not bias; the landscapes record only losses.
+A set (:data:`SETS`) is the benchmarks of one issue: ``audit`` (``compute_audit.py``, one
+process, beside ``transfer_repro.py --n-jobs 2``), ``verdicts`` (``transfer_repro.py`` and the
+``mup_parts.py`` factorial) and ``cheap-proxy`` (``width_transfer.py`` and the
+``cheap_proxy.py`` audit). They start at the same time, each worker on 1 torch thread, and
+share the two cores. Audits cost their arms in CPU seconds and FLOPs, which sharing the cores
+does not bias; landscapes record only losses.
 
 Each script writes its own JSON and README block; this one records how long the pair took
 (``results/prove.json``) and writes the ``prove`` block of ``benchmarks/README.md`` from it.
@@ -30,12 +33,21 @@ HERE = harness.BENCH
 BUDGET_MINUTES = 60.0
 
 
-def commands(quick: bool) -> dict[str, list[str]]:
-    """The two benchmark command lines (relative to the repository root)."""
+#: Each issue's science benchmarks: name -> arguments of ``benchmarks/<name>.py``.
+SETS: dict[str, dict[str, list[str]]] = {
+    "audit": {"compute_audit": [], "transfer_repro": ["--n-jobs", "2"]},
+    "verdicts": {"transfer_repro": ["--n-jobs", "2"], "mup_parts": ["--n-jobs", "2"]},
+    "cheap-proxy": {"width_transfer": ["--n-jobs", "2"], "cheap_proxy": ["--n-jobs", "2"]},
+}
+LATEST = "cheap-proxy"
+
+
+def commands(quick: bool, which: str = "audit") -> dict[str, list[str]]:
+    """The set's benchmark command lines (relative to the repository root)."""
     extra = ["--quick"] if quick else []
     return {
-        "compute_audit": [sys.executable, "benchmarks/compute_audit.py", *extra],
-        "transfer_repro": [sys.executable, "benchmarks/transfer_repro.py", "--n-jobs", "2", *extra],
+        name: [sys.executable, f"benchmarks/{name}.py", *args, *extra]
+        for name, args in SETS[which].items()
     }
 
 
@@ -94,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = harness.parser(__doc__)
     parser.add_argument(
+        "--set", choices=sorted(SETS), default=LATEST, help=f"which issue's set ({LATEST})"
+    )
+    parser.add_argument(
         "--logs",
         type=Path,
         default=None,
@@ -107,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(tempfile.mkdtemp(prefix="prove_")) if args.quick else harness.RESULTS / "logs"
         )
     clock = harness.Run(args.quick)
-    cmds = commands(args.quick)
+    cmds = commands(args.quick, args.set)
     clock.restart()
     runs = run_together(cmds, args.logs)
     env = clock.stop()
@@ -118,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, cmd in cmds.items()
         },
         "runs": runs,
+        "set": args.set,
         "total_seconds": env["total_seconds"],
         "budget_minutes": BUDGET_MINUTES,
     }
