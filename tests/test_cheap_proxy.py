@@ -102,7 +102,7 @@ def test_sides_fill_from_each_other_and_shortcuts():
         ({"target": {"resolution": 32}}, "not the problem's grid 64"),
         ({"proxy": {"depth": 2}}, r"unknown field\(s\) \['depth'\]"),
         ({"proxy": [4, 16]}, "must be a dict"),
-        ({"proxy": {"modes": 8}, "target": {"modes": 4}}, "allow_smaller"),
+        ({"proxy": {"modes": 8}, "target": {"modes": 4}}, "smaller than the proxy"),
     ],
 )
 def test_side_mistakes_are_one_clear_error(kwargs, message):

@@ -26,6 +26,7 @@ from typing import Any
 
 from pdes.checks import as_int
 from transfer_tune.errors import TransferTuneError
+from transfer_tune.search.preflight import check_target_k
 
 __all__ = ["AXES", "DEFAULTS", "Side", "describe", "resolve_sides"]
 
@@ -145,14 +146,14 @@ def resolve_sides(
         filled_p[f.name] = b if a is None else a
         filled_t[f.name] = a if b is None else b
     p, t = Side(**filled_p), Side(**filled_t)
-    for axis in ("width", "resolution") + (() if allow_smaller else ("modes",)):
+    if not allow_smaller:  # the one message of a smaller target K (search.preflight)
+        check_target_k(p.modes, t.modes, allow_smaller)
+    for axis in ("width", "resolution"):
         small, big = getattr(p, axis), getattr(t, axis)
         if small is not None and big is not None and small > big:
-            hint = " (pass allow_smaller=True / --allow-smaller to train it anyway)"
             raise TransferTuneError(
                 f"the proxy's {axis} {small} is larger than the target's {big}: the proxy is "
-                f"the smaller model, and the tuned values transfer upward"
-                + (hint if axis == "modes" else "")
+                "the smaller model, and the tuned values transfer upward"
             )
     if resolution is not None and t.resolution != resolution:
         raise TransferTuneError(
