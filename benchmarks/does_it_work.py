@@ -82,6 +82,30 @@ def audit_bullet(audit: dict) -> str:
 def render() -> str:
     """The block: one bullet per recorded benchmark that speaks to "does it work?"."""
     bullets = []
+    cheap = _load("cheap_proxy.json")
+    if cheap:
+        from cheap_proxy import prose as cheap_prose
+        from cheap_proxy import summarise as cheap_summary
+
+        cheap["summary"] = cheap_summary(cheap)
+        d = cheap["design"]
+        t, c, k = d["target"], d["cheap"], d["k_only"]
+        res = d["overrides"]["resolution"]
+        bullets.append(
+            f"**Is a cheap proxy enough?** (`cheap_proxy`, run `{cheap['run_id']}`, "
+            f"{d['problem']} {res}², target width {t['width']}, K {t['modes']}; proxy width "
+            f"{c['width']}, K {c['modes']}, {c['resolution']}²; today's K-only proxy width "
+            f"{k['width']}, K {k['modes']}, {k['resolution']}²; {len(cheap['seeds'])} seeds) "
+            + cheap_prose(cheap)
+        )
+    width = _load("width_transfer.json")
+    if width:
+        from width_transfer import findings as width_findings
+
+        bullets.append(
+            f"**Does the optimum stay put over width?** (`width_transfer`, run "
+            f"`{width['run_id']}`):" + "".join(f"\n  - {f}" for f in width_findings(width))
+        )
     repro = _load("transfer_repro.json")
     if repro and "families" in repro:
         from transfer_repro_report import findings
