@@ -570,10 +570,15 @@ def _name(kind: str) -> str:
     return {"mup": "µP", "sp": "SP", "sp - mup": "SP − µP"}[kind]
 
 
+def _reason(t: dict) -> str:
+    """The analysis's reason, its "(width x)" (of the interval) said unambiguously here."""
+    return t["reason"].replace("(width ", "(interval width ")
+
+
 def _verdict(o: dict) -> str:
     if o["verdict"] == "reference":
         return "— (reference)"
-    return o["verdict"] + (f" ({o['reason']})" if o["verdict"] == "inconclusive" else "")
+    return o["verdict"] + (f" ({_reason(o)})" if o["verdict"] == "inconclusive" else "")
 
 
 def _level(level: float) -> str:
@@ -687,7 +692,7 @@ def resolution_table(record: dict) -> str:
 
 def _slope_words(t: dict) -> str:
     if t["verdict"] == "inconclusive":
-        return f"inconclusive: {t['reason']}"
+        return f"inconclusive: {_reason(t)}"
     return f"{t['verdict']}: {VERDICT_WORDS[t['verdict']]} per doubling"
 
 
@@ -702,6 +707,22 @@ def findings(record: dict) -> list[str]:
     d, a, env = record["design"], record["analysis"], record["env"]
     fam = a["families"]
     out = []
+    counts = []
+    for kind in ("sp", "mup"):
+        got = [
+            o["verdict"]
+            for arm in a["width"].values()
+            for o in arm
+            if o["parametrization"] == kind and o["verdict"] != "reference"
+        ]
+        counts.append(
+            f"{_name(kind)}'s {len(got)}: {got.count('transfers')} transfer, "
+            f"{got.count('drifts')} drift, {got.count('inconclusive')} inconclusive"
+        )
+    out.append(
+        "Verdicts of the per-width shifts from the base width (both problems; transfers: the "
+        "interval lies within ± one grid step; drifts: beyond it): " + "; ".join(counts) + "."
+    )
     for arm in d["width_arms"]:
         optima = a["width"][arm["name"]]
         parts = []
@@ -786,7 +807,7 @@ def confounds(record: dict) -> list[str]:
     )
     return [
         f"Short training (epochs × steps per epoch: {steps}, cosine schedule): the optimum of a "
-        "short horizon, which sits at higher rates than a long run's.",
+        "short horizon, which can sit at higher rates than a long run's.",
         "Seeds draw the initialisation and the batch order only; every seed trains on the same "
         "data, so the intervals cover optimisation noise, not a new draw of the data.",
         f"Small widths ({min(widths)} to {max(widths)}) under a fixed projection width of "
