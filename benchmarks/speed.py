@@ -6,7 +6,12 @@ Usage::
                                             #       2-D K 12/24 (64 x 64, batch 10, width 32)
     python benchmarks/speed.py --quick      # tiny sizes, a few seconds
     python benchmarks/speed.py --profile    # also torch.profiler's top operators of each side
-    python benchmarks/speed.py --json out.json
+    python benchmarks/speed.py --json out.json   # a record elsewhere; the README untouched
+    python benchmarks/speed.py --readme-from benchmarks/results/speed.json
+
+A full run writes ``results/speed.json`` and renders the ``speed`` block of
+``benchmarks/README.md`` from it (:func:`render`: both tables, the target and the sentences
+with numbers); it needs a quiet machine.
 
 One *step* is forward + relative-L2 loss + backward + ``torch.optim.Adam`` step. The two
 models are built to be the same network:
@@ -315,42 +320,152 @@ def _num(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
-def print_tables(records: list[dict]) -> None:
-    """The step table and the parts table, in Markdown."""
-    print(
-        "\n| case | params ours | params neuralop | ours ms (IQR) | neuralop ms (IQR) | "
-        "speed-up | step GFLOP | matmul-equiv ms | % of matmul rate |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+def step_table(records: list[dict]) -> str:
+    """The step table, in Markdown."""
+    lines = [
+        "| case | params ours | params neuralop | ours ms (IQR) | neuralop ms (IQR) | "
+        "speed-up | step GFLOP | matmul-equiv ms | % of matmul rate |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
-        print(
+        speedup = "n/a" if r["speedup"] is None else f"**{r['speedup']:.2f}**"
+        lines.append(
             f"| {r['case']} | {r['params_ours']} | {_num(r['params_theirs'], 'd')} | "
             f"{r['ours_ms']:.1f} ({r['ours_ms_iqr']:.1f}) | {_num(r['theirs_ms'], '.1f')} "
-            f"({_num(r['theirs_ms_iqr'], '.1f')}) | {_num(r['speedup'], '.2f')} | "
+            f"({_num(r['theirs_ms_iqr'], '.1f')}) | {speedup} | "
             f"{r['step_gflop']:.3f} | {r['matmul_ms']:.2f} | {100 * r['matmul_fraction']:.1f} |"
         )
-    print(
-        "\n| case | side | spectral R x4 ms | pointwise W x4 ms | Adam ms | rest ms "
-        "(lifting, projection, GELU, adds, loss) |"
-    )
-    print("|---|---|---|---|---|---|")
+    return "\n".join(lines)
+
+
+SIDES = (("ours", "ours"), ("theirs", "neuralop"))
+
+
+def parts_table(records: list[dict]) -> str:
+    """The table of where the time goes, in Markdown."""
+    lines = [
+        "| case | side | spectral R x4 ms | pointwise W x4 ms | Adam ms | rest ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in records:
-        for side, label in (("ours", "ours"), ("theirs", "neuralop")):
+        for side, label in SIDES:
             p = r["parts"].get(side)
-            if p is None:
-                continue
-            print(
-                f"| {r['case']} | {label} | {p['spectral']:.1f} | {p['pointwise']:.1f} | "
-                f"{p['adam']:.1f} | {p['rest']:.1f} |"
-            )
+            if p is not None:
+                lines.append(
+                    f"| {r['case']} | {label} | {p['spectral']:.1f} | {p['pointwise']:.1f} | "
+                    f"{p['adam']:.1f} | {p['rest']:.1f} |"
+                )
+    return "\n".join(lines)
+
+
+def _span(values: list[float], fmt: str) -> str:
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return low if low == high else f"{low}–{high}"
+
+
+def _setups(records: list[dict]) -> str:
+    """The cases' sizes by dimension, e.g. "1-D K = 16, 64 (width 64, 1024 points, batch 20)"."""
+    out = []
+    for dim in sorted({r["dim"] for r in records}):
+        rs = [r for r in records if r["dim"] == dim]
+        sizes = sorted({(r["width"], " × ".join(map(str, r["grid"])), r["batch"]) for r in rs})
+        text = "; ".join(f"width {w}, {g} points, batch {b}" for w, g, b in sizes)
+        out.append(f"{dim}-D K = {', '.join(str(r['modes']) for r in rs)} ({text})")
+    return "; ".join(out)
+
+
+def _target(record: dict) -> str:
+    """The target sentence: met or missed, and the range of speed-ups."""
+    records = record["records"]
+    if any(r["speedup"] is None for r in records):
+        return "Target: not measured (neuraloperator was not installed)."
+    missed = [
+        r["case"]
+        for r in records
+        if r["speedup"] < 1.0 or (r["dim"] == 2 and not r["speedup"] > 1.0)
+    ]
+    if record["env"]["mode"] != "full":
+        verdict = "applies to full runs only"
+    else:
+        verdict = "**met**" if not missed else f"**missed** ({', '.join(missed)})"
+    span = _span([r["speedup"] for r in records], ".2f")
+    return f"Target (≥ 1.0x everywhere, > 1.0x on 2-D): {verdict}; speed-ups {span}x."
+
+
+def _shares(records: list[dict]) -> str:
+    """Sentences on the spectral layers' share of the step and the contraction's size."""
+    out = []
+    for side, _label in SIDES:
+        rs = [r for r in records if r["parts"].get(side) is not None]
+        if not rs:
+            continue
+        step = {"ours": "ours_ms", "theirs": "theirs_ms"}[side]
+        shares = [r["parts"][side]["spectral"] / r[step] for r in rs]
+        top = max(zip(shares, rs, strict=True), key=lambda sr: sr[0])[1]
+        largest = sum(r["parts"][side]["spectral"] == max(r["parts"][side].values()) for r in rs)
+        who = "Our" if side == "ours" else "Neuraloperator's"
+        out.append(
+            f"{who} spectral layers take {_span([100 * s for s in shares], '.0f')} % of the "
+            f"step (the most at {top['case']}) and are its largest part in {largest} of "
+            f"{len(rs)} cases."
+        )
+    big = max(records, key=lambda r: (2 * r["modes"] - 1) ** (r["dim"] - 1) * r["modes"])
+    kept = [2 * big["modes"] - 1] * (big["dim"] - 1) + [big["modes"]]
+    count = (2 * big["modes"] - 1) ** (big["dim"] - 1) * big["modes"]
+    shape = f"({big['batch']} × {big['width']}) @ ({big['width']} × {big['width']})"
+    modes = " × ".join(map(str, kept)) + (f" = {count}" if len(kept) > 1 else "")
+    out.append(
+        f"At {big['case']} our mode contraction is {modes} complex matmuls of {shape} per "
+        "call, three calls per layer (the forward and the two products of the backward)."
+    )
+    rates = [r["step_gflop"] / (r["matmul_ms"] / 1e3) for r in records]
+    out.append(
+        f"The dense matmul reference runs at {_span(rates, '.0f')} GFLOP/s on these cores; our "
+        f"step reaches {_span([100 * r['matmul_fraction'] for r in records], '.0f')} % of that "
+        "rate."
+    )
+    return " ".join(out)
+
+
+def render(record: dict) -> str:
+    """The README block: the step table, the target, where the time goes (JSON alone)."""
+    env, records = record["env"], record["records"]
+    neuralop = f"neuraloperator {env['neuralop']}" if env.get("neuralop") else "no neuraloperator"
+    reps = _span([r["reps"] for r in records], "d")
+    return "\n".join(
+        [
+            f"Generated by `benchmarks/speed.py` from `results/speed.json` ({env['mode']} run: "
+            f"{env['nproc']} cores, {env['cpu']}, torch {env['torch']} on {env['threads']} "
+            f"threads, {neuralop}, Python {env['python']}; load average "
+            f"{env['load_before']} → {env['load_after']}); do not edit by hand. Cases: "
+            f"{_setups(records)}; {reps} interleaved rounds each.",
+            "",
+            step_table(records),
+            "",
+            _target(record),
+            "",
+            "Where the time goes (each part timed forward + backward on a (batch, width, grid) "
+            f'input in interleaved rounds, times the {N_LAYERS} layers; "rest" = step − '
+            "parts: lifting, projection and its GELU, the additions, the loss):",
+            "",
+            parts_table(records),
+            "",
+            _shares(records),
+        ]
+    )
+
+
+BLOCK = harness.Block("speed", render)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = harness.parser(__doc__, readme=False, threads=None)
+    parser = harness.parser(__doc__, threads=None)
     parser.add_argument("--reps", type=int, default=None, help="interleaved rounds per case")
     parser.add_argument("--profile", action="store_true", help="print profiler tables")
     args = parser.parse_args(argv)
+    if args.readme_from:
+        return harness.rerender(BLOCK, args.readme_from)
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = QUICK_CASES if args.quick else FULL_CASES
@@ -384,10 +499,9 @@ def main(argv: list[str] | None = None) -> int:
             f" speed-up {_num(r['speedup'], '.2f')} ({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
-    env = clock.stop()
-    print_tables(records)
-    print(f"\nload average before/after: {env['load_before']} -> {env['load_after']}")
-    harness.publish(args, {"env": env, "records": records})
+    record = {"env": clock.stop(), "records": records}
+    print("\n" + render(record))
+    harness.publish(args, record, BLOCK)
     if args.quick or neuralop_version is None:
         return 0
     missed = [

@@ -334,10 +334,20 @@ def test_compute_audit_quick():
 
 def test_pde_speed_quick():
     out = run_quick("pde_speed.py")
-    timings = re.findall(r"^(\w+)\s+res\s+(\d+)\s+(\d+) samples\s+([\d.]+) s", out, re.M)
-    assert [t[0] for t in timings] == ["burgers", "darcy", "navier_stokes"]
-    for _, res, samples, seconds in timings:
+    pattern = r"^(\w+)\s+res\s+(\d+)\s+(\d+) samples\s+n_jobs\s+(-?\d+)\s+([\d.]+) s"
+    timings = re.findall(pattern, out, re.M)
+    # one invocation times both settings, back to back per problem
+    assert [(t[0], int(t[3])) for t in timings] == [
+        (name, n_jobs) for name in ("burgers", "darcy", "navier_stokes") for n_jobs in (-1, 1)
+    ]
+    for _, res, samples, _, seconds in timings:
         assert int(res) > 0 and int(samples) == 24 and float(seconds) > 0
+    solvers, results = tables(out)
+    assert [r["problem"] for r in solvers] == ["Burgers", "Darcy", "Navier–Stokes"]
+    assert len(results) == 3
+    for r in results:
+        assert number(r["n_jobs = 1"]) > 0 and r["met"] == "n/a (quick run)"
+        assert number(r[next(k for k in r if k.startswith("n_jobs = -1"))]) > 0
 
 
 def test_horizon_quick():
