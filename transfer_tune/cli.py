@@ -30,10 +30,10 @@ DEMO = {
     "problem": dict(name="burgers", resolution=128, n_train=256, n_val=64, n_test=64,
                     nu=0.005, n_fine=512, dt=0.002),
     "model": {"n_layers": 4},
-    "proxy": {"modes": 2, "width": 8, "resolution": 64, "epochs": 8},  # narrow and coarse
-    "target": {"modes": 8, "width": 32, "epochs": 30},  # on the problem's 128-point grid
-    "tune": {"n_trials": 10, "study_name": "demo-burgers-proxy-K2-w8"},
-    "search_space": {"batch_size": [8, 16, 32]},
+    "proxy": {"modes": 2, "width": 8, "resolution": 64, "epochs": 6},  # narrow and coarse
+    "target": {"modes": 8, "width": 32, "epochs": 20},  # on the problem's 128-point grid
+    "tune": {"n_trials": 8, "study_name": "demo-burgers-proxy-K2-w8"},
+    "search_space": {"batch_size": [16, 32]},
 }  # fmt: skip
 #: Tiny sizes (seconds): the demo's code path for the test suite (``demo --quick``).
 DEMO_QUICK = {
