@@ -114,8 +114,7 @@ def landscape(setup: Setup, problem: Any, storage: str, figure: bool) -> list[di
     """Part 1: the lr sweep under µP and SP, read back and analysed per (parametrization, K)."""
     from transfer_tune import analyse_horizon as analyse
     from transfer_tune.analysis.landscape import sweep
-    from transfer_tune.report.horizon_figure import horizon_figure
-    from transfer_tune.report.readers import read_curves
+    from transfer_tune.report import horizon_figure, read_curves
 
     sweep(
         problem,

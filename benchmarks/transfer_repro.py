@@ -448,7 +448,7 @@ def write_html(fig: Any, path: Path) -> Path:
 
 def figures(name: str, curves: Curves, analysis: OptimumAnalysis, out: Path) -> list[Path]:
     """The landscape and the optimum-shift figure of one arm, as HTML."""
-    from transfer_tune.report.figures import landscape_figure, optimum_figure
+    from transfer_tune.report import landscape_figure, optimum_figure
 
     land = landscape_figure(
         curves, analysis=analysis, title=f"{name}: final test loss against {curves.param}"

@@ -257,7 +257,8 @@ def path_problems(importer: str, source: str) -> list[str]:
 #: What the check reads besides the packages. benchmarks/ is left out while its scripts move
 #: to the harness: horizon.py and transfer_repro.py still import figures from submodules.
 CHECKED_FILES = sorted(
-    [*ROOT.glob("tests/**/*.py"), *ROOT.glob("examples/*.py")], key=lambda p: str(p)
+    [*ROOT.glob("tests/**/*.py"), *ROOT.glob("examples/*.py"), *ROOT.glob("benchmarks/*.py")],
+    key=lambda p: str(p),
 )
 
 
