@@ -254,8 +254,7 @@ def path_problems(importer: str, source: str) -> list[str]:
     return found
 
 
-#: What the check reads besides the packages. benchmarks/ is left out while its scripts move
-#: to the harness: horizon.py and transfer_repro.py still import figures from submodules.
+#: What the check reads besides the packages: the tests, the examples and the benchmarks.
 CHECKED_FILES = sorted(
     [*ROOT.glob("tests/**/*.py"), *ROOT.glob("examples/*.py"), *ROOT.glob("benchmarks/*.py")],
     key=lambda p: str(p),
