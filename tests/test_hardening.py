@@ -114,7 +114,7 @@ def _no_trials(url: str) -> bool:
     ("kwargs", "message"),
     [
         ({"target_epochs": -1}, "target epochs must be a positive integer"),
-        ({"target_modes": None}, "target_modes"),
+        ({"target": {"modes": 1}}, "target modes"),  # None means "not said": K 32
         ({"target_modes": 1}, "target_modes"),
         ({"target_modes": "32"}, "target_modes"),
         ({"target_modes": 64}, "K"),  # more modes than the 64-point grid allows

@@ -85,10 +85,14 @@ class Side:
         return asdict(self)
 
 
+#: How a shortcut is named in its error (the names ``check_target_args`` uses too).
+_LABELS = {"target_modes": "target_modes (K of the target)", "target_epochs": "target epochs"}
+
+
 def _shortcut(side: Side, field: str, value: Any, what: str, name: str) -> Side:
     if value is None:
         return side
-    value = as_int(value, name, minimum=_MINIMUM[field])
+    value = as_int(value, _LABELS.get(name, name), minimum=_MINIMUM[field])
     given = getattr(side, field)
     if given is not None and given != value:
         raise TransferTuneError(
