@@ -454,7 +454,7 @@ class Calibrated(Parametrization):
     base_modes, spectral_std
         As :class:`Parametrization`.
     lr_exponent : float
-        alpha of R's Adam rate, fitted by :func:`transfer_tune.analysis.calibrate.calibrate`
+        alpha of R's Adam rate, fitted by :func:`transfer_tune.calibrate`
         (µP's is 1/2, SP's 0).
     init_exponent : float
         alpha of R's init std; µP's 1/2 unless measured.

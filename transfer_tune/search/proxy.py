@@ -6,7 +6,7 @@ reports the validation loss after every epoch and lets the pruner stop it early.
 trial is pruned with the reason in its user attributes.
 
 A worker (:func:`run_worker`, one per process) runs trials until the study holds ``n_trials``
-finished (complete or pruned) ones; :func:`transfer_tune.search.tune.tune` creates the study
+finished (complete or pruned) ones; :func:`transfer_tune.tune` creates the study
 (:func:`create_proxy_study`), fixes its horizon (:mod:`transfer_tune.search.horizon`) and
 starts the workers.
 """
@@ -222,7 +222,7 @@ def run_worker(
     finished trials: it waits for the last trials of live workers (and runs their retries)
     and refuses, naming them, RUNNING trials nothing here can resolve. A model factory named
     by the study is imported only when this machine allows it (``allowed``, the paths
-    :func:`transfer_tune.core.factory.allow_models` adds; see
+    :func:`transfer_tune.model.allow_models` adds; see
     :func:`~transfer_tune.core.factory.check_factory_allowed`), checked before any trial.
     """
     check_study_name(study_name)
