@@ -49,11 +49,11 @@ import hashlib
 import json
 import math
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import darcy_search
 import harness
 
 CONFIDENCE = 0.95
@@ -129,42 +129,29 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
     from transfer_tune.core.factory import build_model
     from transfer_tune.core.flops import search_flops
     from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import TrainData, fit
-    from transfer_tune.errors import DivergenceError
     from transfer_tune.search.compute import trial_epochs
     from transfer_tune.search.proxy import ProxySetup
-    from transfer_tune.search.transfer import physical_error, plan_transfer
-    from transfer_tune.search.tune import tune
+    from transfer_tune.search.transfer import plan_transfer
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     problem = load_problem(design.problem, design.overrides)
-    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
-    xt, yt = problem.dataset("test")
     t = design.target
-    common = dict(
-        search_space=design.search_space or None,
-        storage=f"sqlite:///{Path(folder) / f'seed{seed}.db'}",
-        seed=seed,
-        device="cpu",
-        progress=False,
-    )
+    storage = f"sqlite:///{Path(folder) / f'seed{seed}.db'}"
 
-    def search(name: str, modes: int, width: int, resolution: int | None = None, **kw: Any):
-        cpu = time.process_time()
-        study = tune(
+    def search(name: str, modes: int, width: int, resolution=None, budget=design, **options):
+        if resolution not in (None, problem.resolution):
+            options["resolution"] = resolution
+        study, seconds = darcy_search.search(
+            budget,
             problem,
             modes,
-            width,
-            design.n_layers,
-            kw.pop("n_trials", design.n_trials),
-            kw.pop("epochs", design.search_epochs),
+            width=width,
+            storage=storage,
             study_name=f"{name}-seed{seed}",
-            resolution=None if resolution == problem.resolution else resolution,
-            **common,
-            **kw,
+            seed=seed,
+            **options,
         )
-        seconds = time.process_time() - cpu
         setup = ProxySetup.from_study(study)
         grid = load_problem(setup.problem).grid_shape
         flops = search_flops(trial_epochs(study), setup.model, grid, problem.n_train, problem.n_val)
@@ -173,7 +160,8 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
     c, k = design.cheap, design.k_only
     # one throwaway trial first: the process's one-off costs (lazy imports, the storage
     # engine, torch's first kernels) are then charged to no arm
-    search("warm-up", c["modes"], c["width"], c["resolution"], n_trials=1, epochs=1)
+    warm = dataclasses.replace(design, n_trials=1, search_epochs=1)
+    search("warm-up", c["modes"], c["width"], c["resolution"], budget=warm)
     studies, costs = {}, {}
     studies["a"], costs["a"] = search("cheap", c["modes"], c["width"], c["resolution"])
     studies["b"], costs["b"] = search("direct-sp", t["modes"], t["width"])
@@ -193,16 +181,9 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
         rule = get_parametrization(**plan.parametrization)
         model = build_model(plan.model, seed=seed)
         rule.initialize(model, generator=torch.Generator().manual_seed(seed))
-        start = time.process_time()
-        try:
-            result = fit(model, data, plan.hparams(), plan.epochs, parametrization=rule, seed=seed)
-            test, val = physical_error(model, problem, xt, yt), result.val_loss
-        except DivergenceError:  # a diverged run is a result (inf), not a crash
-            test = val = math.inf
+        run = darcy_search.target_run(model, rule, problem, plan.hparams(), plan.epochs, seed)
         runs[arm] = {
-            "test_l2": test,
-            "val_loss": val,
-            "cpu_seconds": time.process_time() - start,
+            **run,
             "lr": plan.lr,
             "batch_size": plan.batch_size,
             "step_flop_ratio": plan.step_flop_ratio,

@@ -89,18 +89,19 @@ def search(
     storage: str,
     study_name: str,
     seed: int,
+    width: int | None = None,
     **options: Any,
 ) -> tuple[Any, float]:
-    """:func:`transfer_tune.search.tune.tune` of the budget at K = ``modes`` on the CPU
-    (``options``: ``base_modes``, ``pruner``, ``horizon``, ...); the study and the CPU
-    seconds it took."""
+    """:func:`transfer_tune.search.tune.tune` of the budget at K = ``modes`` (and ``width``,
+    default the budget's) on the CPU (``options``: ``base_modes``, ``base_width``,
+    ``resolution``, ``pruner``, ``horizon``, ...); the study and the CPU seconds it took."""
     from transfer_tune.search.tune import tune
 
     cpu = time.process_time()
     study = tune(
         problem,
         modes,
-        budget.width,
+        budget.width if width is None else width,
         budget.n_layers,
         budget.n_trials,
         budget.search_epochs,
@@ -113,6 +114,29 @@ def search(
         **options,
     )
     return study, time.process_time() - cpu
+
+
+def target_run(
+    model: Any, rule: Any, problem: Any, hparams: Any, epochs: int, seed: int
+) -> dict[str, float]:
+    """Train ``model`` (initialised) under ``rule`` on ``problem``'s train split, batched with
+    ``seed``: its test rel-L2 (physical units), final validation loss and CPU seconds. A
+    diverged run is a result (both losses ``inf``), not a crash."""
+    import math
+
+    from transfer_tune.core.train import TrainData, fit
+    from transfer_tune.errors import DivergenceError
+    from transfer_tune.search.transfer import physical_error
+
+    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
+    xt, yt = problem.dataset("test")
+    start = time.process_time()
+    try:
+        result = fit(model, data, hparams, epochs, parametrization=rule, seed=seed)
+        test, val = physical_error(model, problem, xt, yt), result.val_loss
+    except DivergenceError:
+        test = val = math.inf
+    return {"test_l2": test, "val_loss": val, "cpu_seconds": time.process_time() - start}
 
 
 def sp_run(

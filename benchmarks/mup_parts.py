@@ -42,7 +42,6 @@ import hashlib
 import json
 import math
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,15 +87,11 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
     from pdes import load_problem
     from transfer_tune.core.model import FNO
     from transfer_tune.core.parametrization import get_parametrization
-    from transfer_tune.core.train import TrainData, fit
-    from transfer_tune.errors import DivergenceError
-    from transfer_tune.search.transfer import physical_error, plan_transfer
+    from transfer_tune.search.transfer import plan_transfer
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     problem = load_problem(design.problem, design.overrides)
-    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
-    xt, yt = problem.dataset("test")
     study, search_cpu = darcy_search.search(
         design,
         problem,
@@ -125,24 +120,8 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
             )
             rule.initialize(model, generator=torch.Generator().manual_seed(seed))
             run_hp = dataclasses.replace(hp, lr=hp.lr * 2.0**offset)
-            start = time.process_time()
-            try:
-                result = fit(
-                    model, data, run_hp, design.final_epochs, parametrization=rule, seed=seed
-                )
-                test = physical_error(model, problem, xt, yt)
-                val = result.val_loss
-            except DivergenceError:  # a diverged run is a result (inf), not a crash
-                test = val = math.inf
-            runs.append(
-                {
-                    "cell": cell,
-                    "lr_offset_log2": offset,
-                    "test_l2": test,
-                    "val_loss": val,
-                    "cpu_seconds": time.process_time() - start,
-                }
-            )
+            run = darcy_search.target_run(model, rule, problem, run_hp, design.final_epochs, seed)
+            runs.append({"cell": cell, "lr_offset_log2": offset, **run})
     return {
         "seed": seed,
         "tuned": {k: getattr(hp, k) for k in ("lr", "batch_size", "beta1", "beta2")},

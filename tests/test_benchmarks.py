@@ -484,6 +484,27 @@ def test_mup_parts_quick(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
 
 
+def test_cheap_proxy_quick(tmp_path):
+    out = run_quick("cheap_proxy.py", "--json", str(tmp_path / "cheap_proxy.json"))
+    arms, diffs = tables(out)
+    assert [r["arm"][:3] for r in arms] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    record = json.loads((tmp_path / "cheap_proxy.json").read_text())
+    seeds = record["seeds"]
+    assert len(seeds) == 3 and all(set(s["runs"]) == set("abcde") for s in seeds)
+    for s in seeds:  # (d) reuses (a)'s search; the searched models' costs follow their sizes
+        assert s["search"]["d"] == s["search"]["a"]
+        assert s["search"]["a"]["flops"] < s["search"]["e"]["flops"] < s["search"]["b"]["flops"]
+        assert s["runs"]["b"]["step_flop_ratio"] == 1.0 > s["runs"]["a"]["step_flop_ratio"]
+    cost = record["summary"]["cost"]["flops"]
+    total = {arm: sum(s["search"][arm]["flops"] for s in seeds) for arm in "ab"}
+    assert cost["a_over_b"] == pytest.approx(total["a"] / total["b"], rel=1e-12)
+    # the two goal tests at 95 % each, the secondary family of 3 at Bonferroni 1 - 0.05 / 3
+    assert [r["level"] for r in diffs] == ["95.00 %"] * 2 + ["98.33 %"] * 3
+    sec = record["summary"]["secondary"]
+    holm = sorted(t["p_holm"] for t in sec.values())
+    assert holm[0] == pytest.approx(min(1.0, 3 * min(t["p"] for t in sec.values())))
+
+
 def test_width_transfer_quick(tmp_path):
     from scipy import stats
 
