@@ -279,3 +279,10 @@ def build_model(config: dict, seed: int | None = None) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
+
+
+def shapes_model(config: dict) -> nn.Module:
+    """The model of ``config`` for its shapes only: built on the meta device (no memory, no
+    draw), e.g. to read the base shapes of µP's width rule or a target's table."""
+    with torch.device("meta"):
+        return build_model(config)

@@ -31,7 +31,7 @@ from transfer_tune.core import distributed
 from transfer_tune.core.adapters import ROLES, tensor_state
 from transfer_tune.core.base_shapes import WIDTH_CLASSES
 from transfer_tune.core.base_shapes import base_shapes as read_base_shapes
-from transfer_tune.core.factory import build_model, check_model_allowed
+from transfer_tune.core.factory import build_model, check_model_allowed, shapes_model
 from transfer_tune.core.flops import train_step_flops
 from transfer_tune.core.hparams import OPTIMIZERS, HParams
 from transfer_tune.core.model import check_modes
@@ -216,12 +216,6 @@ def rule_parametrization(study: optuna.Study, rule: str = "mup") -> Parametrizat
     )
 
 
-def _shapes_model(config: dict) -> torch.nn.Module:
-    """The model of ``config`` for its shapes only: on the meta device (no memory, no draw)."""
-    with torch.device("meta"):
-        return build_model(config)
-
-
 def _plan_groups(par: Parametrization, model: torch.nn.Module, lr: float, hp: HParams):
     """One :class:`GroupPlan` per (role, width class, multipliers) of ``model``'s table."""
     decoupled = OPTIMIZERS[hp.optimizer][1]
@@ -300,9 +294,9 @@ def plan_transfer(
         check_modes(target_modes, fine.grid_shape)
     dim = setup.model["dim"]
     target_model = {**setup.model, "modes": target_modes, "width": width}
-    target = _shapes_model(target_model)
+    target = shapes_model(target_model)
     if width != proxy_width:
-        shapes = read_base_shapes(_shapes_model(setup.model))
+        shapes = read_base_shapes(shapes_model(setup.model))
         base = Parametrization.from_dict({**base.to_dict(), "base_shapes": shapes})
     tuned = {k: v for k, v in values.items() if k not in ("lr", "batch_size", "beta1", "beta2")}
     train = {**setup.train, **tuned}  # e.g. a searched weight_decay

@@ -20,14 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-import torch
 
 from pdes import load_problem
 from pdes.checks import as_int
 from pdes.coarse import coarse_problem
 from pdes.processes import parallel
 from transfer_tune.core.base_shapes import base_shapes
-from transfer_tune.core.factory import allowed_models, build_model, model_config
+from transfer_tune.core.factory import allowed_models, model_config, shapes_model
 from transfer_tune.core.hparams import HParams
 from transfer_tune.core.model import check_modes
 from transfer_tune.core.parametrization import get_parametrization
@@ -169,8 +168,7 @@ def tune(
     )
     shapes = None
     if base_width is not None and as_int(base_width, "base_width") != width:
-        with torch.device("meta"):
-            shapes = base_shapes(build_model({**config, "width": base_width}))
+        shapes = base_shapes(shapes_model({**config, "width": base_width}))
     setup = ProxySetup(
         problem=prob.config(),
         model=config,
