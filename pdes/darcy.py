@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sps
 import scipy.sparse.linalg as spla
+import torch
 
 from pdes import generation as gen
 from pdes.checks import as_int
@@ -58,6 +59,8 @@ __all__ = [
     "assemble",
     "check_resolution",
     "generate",
+    "physics_loss",
+    "residual",
     "solve",
 ]
 
@@ -211,6 +214,142 @@ def solve(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     u = np.zeros((n, n))
     u[1:-1, 1:-1] = x.reshape(m, m)
     return u
+
+
+def _check_pair(a: torch.Tensor, u: torch.Tensor, what: str) -> None:
+    """Raise :class:`TransferTuneError` unless ``a`` and ``u`` are ``(N, 1, n, n)`` tensors
+    on one grid with ``n >= 3``."""
+    for name, t in (("a", a), ("u", u)):
+        if not isinstance(t, torch.Tensor):
+            raise TransferTuneError(
+                f"darcy {what}: {name} must be a torch.Tensor shaped (N, 1, n, n), got "
+                f"{type(t).__name__}; convert it with torch.as_tensor."
+            )
+        shape = tuple(t.shape)
+        if t.ndim != 4 or shape[1] != 1 or shape[2] != shape[3] or shape[2] < 3:
+            raise TransferTuneError(
+                f"darcy {what}: {name} must be shaped (N, 1, n, n) on a square node grid with "
+                f"n >= 3 (boundary nodes included), got {shape}."
+            )
+        if not t.is_floating_point():
+            raise TransferTuneError(
+                f"darcy {what}: {name} must be a floating-point tensor, got {t.dtype}."
+            )
+    if a.shape != u.shape:
+        raise TransferTuneError(
+            f"darcy {what}: a {tuple(a.shape)} and u {tuple(u.shape)} must have the same shape "
+            "(N, 1, n, n): the same samples on the same node grid."
+        )
+    if a.device != u.device:
+        raise TransferTuneError(
+            f"darcy {what}: a is on {a.device} but u on {u.device}; put both on one device."
+        )
+
+
+def residual(a: torch.Tensor, u: torch.Tensor, f: float = 1.0) -> torch.Tensor:
+    """Pointwise residual of the discrete equation (the rows of :func:`assemble`), in torch.
+
+    At an interior node ``(i, j)`` it is the 5-point stencil of :func:`assemble`,
+
+        -[a_{i+1/2,j} (u_{i+1,j} - u_{i,j}) - a_{i-1/2,j} (u_{i,j} - u_{i-1,j})
+          + a_{i,j+1/2} (u_{i,j+1} - u_{i,j}) - a_{i,j-1/2} (u_{i,j} - u_{i,j-1})] / h^2 - f,
+
+    with ``a_{i+1/2,j} = (a_{i,j} + a_{i+1,j}) / 2`` and ``u``'s own boundary values; at a
+    boundary node it is the Dirichlet row scaled like an interior diagonal,
+    ``4 a_{i,j} u_{i,j} / h^2`` (zero iff ``u = 0`` there, in the units of ``f``). The discrete
+    solution of :func:`solve` has residual zero up to round-off. Differentiable in ``a`` and
+    ``u``; any floating dtype and device.
+
+    Parameters
+    ----------
+    a : torch.Tensor, shape (N, 1, n, n)
+        Coefficient at the nodes ``(i h, j h)``, ``h = 1/(n-1)``, physical units (axis 2 is x).
+    u : torch.Tensor, shape (N, 1, n, n)
+        Solution on the same nodes, physical units (boundary nodes included).
+    f : float
+        The constant source term.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, n, n)
+        The residual at every node, in the units of ``f``.
+
+    Raises
+    ------
+    TransferTuneError
+        If ``a`` or ``u`` is not shaped ``(N, 1, n, n)`` with ``n >= 3``, or they differ.
+    """
+    _check_pair(a, u, "residual")
+    a, u = a[:, 0], u[:, 0]
+    n = a.shape[-1]
+    inv_h2 = float((n - 1) ** 2)
+    flux_x = 0.5 * (a[:, 1:, :] + a[:, :-1, :]) * (u[:, 1:, :] - u[:, :-1, :])  # (i+1/2, j)
+    flux_y = 0.5 * (a[:, :, 1:] + a[:, :, :-1]) * (u[:, :, 1:] - u[:, :, :-1])  # (i, j+1/2)
+    div = (flux_x[:, 1:, 1:-1] - flux_x[:, :-1, 1:-1]) + (
+        flux_y[:, 1:-1, 1:] - flux_y[:, 1:-1, :-1]
+    )
+    interior = torch.nn.functional.pad(-div * inv_h2 - float(f), (1, 1, 1, 1))
+    inside = torch.zeros(n, n, dtype=torch.bool, device=a.device)
+    inside[1:-1, 1:-1] = True
+    return torch.where(inside, interior, (4.0 * inv_h2) * a * u)
+
+
+def physics_loss(
+    x: torch.Tensor, y: torch.Tensor, *, f: float = 1.0, **params: Any
+) -> torch.Tensor:
+    """Per-sample residual loss of a predicted ``u`` (PINO's Darcy loss): equation + boundary.
+
+    ``equation = ||r||_2 / ||f||_2`` over the interior nodes, where ``r`` is :func:`residual`
+    of ``u`` with the problem's zero boundary values imposed (the prediction's boundary
+    values replaced by 0, so they never enter the stencil); ``||f||_2 = |f| (n - 2)``, so
+    this is the root-mean-square interior residual in units of ``f``.
+    ``boundary = ||u on the boundary||_2 / ||u||_2`` (the denominator is not differentiated):
+    the prediction's own boundary values, relative to its size, which physics-only training
+    needs to learn ``u = 0`` there. Both vanish for the discrete solution of :func:`solve` on
+    the same grid.
+
+    Imposing the boundary values (rather than penalising them through the Dirichlet rows of
+    :func:`residual`, ``4 a u / h^2``) keeps the loss of a fresh model near 1: the scaled rows
+    of a boundary off by the solution's mean are ~1e2 ``f`` and swamp the equation.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, 1, n, n)
+        Coefficient ``a`` in physical units.
+    y : torch.Tensor, shape (N, 1, n, n)
+        Predicted solution ``u`` in physical units on the same grid.
+    f : float
+        The constant source term (:data:`DEFAULTS` ``"f"``); must be nonzero.
+    **params
+        Other solver parameters (``n_fine``, ``alpha``, ...): accepted and ignored, so the
+        problem's whole parameter dict can be passed.
+
+    Returns
+    -------
+    torch.Tensor, shape (N,)
+        The loss of each sample, differentiable in ``x`` and ``y``.
+
+    Raises
+    ------
+    TransferTuneError
+        On bad shapes (see :func:`residual`) or ``f == 0``.
+    """
+    f = float(f)
+    if f == 0.0:
+        raise TransferTuneError(
+            "darcy physics_loss is relative to the source f, which is 0: the solution is u = 0; "
+            "use a nonzero f."
+        )
+    _check_pair(x, y, "physics_loss")
+    inner = y[:, :, 1:-1, 1:-1]
+    r = residual(x, torch.nn.functional.pad(inner, (1, 1, 1, 1)), f)[:, 1:-1, 1:-1]
+    n = r.shape[-1]
+    equation = torch.linalg.vector_norm(r.flatten(1), dim=1) / (abs(f) * n)
+    edge = y[:, 0] - torch.nn.functional.pad(inner[:, 0], (1, 1, 1, 1))  # zero inside
+    size = torch.linalg.vector_norm(y.detach().flatten(1), dim=1)
+    tiny = torch.finfo(y.dtype).tiny
+    boundary = torch.linalg.vector_norm(edge.flatten(1), dim=1) / size.clamp_min(tiny)
+    return equation + boundary
 
 
 def allowed_resolutions(n_fine: int) -> list[int]:
