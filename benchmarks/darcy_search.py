@@ -128,7 +128,7 @@ def target_run(
     from transfer_tune.errors import DivergenceError
     from transfer_tune.search.transfer import physical_error
 
-    data = TrainData(*problem.dataset("train"), *problem.dataset("val"))
+    data = TrainData.from_problem(problem, hparams)  # with the residual for loss="pino"
     xt, yt = problem.dataset("test")
     start = time.process_time()
     try:

@@ -38,6 +38,7 @@ from pdes.file_problem import (
     load_file_splits,
 )
 from pdes.normalize import GaussianNormalizer
+from pdes.physics import Physics
 from pdes.spec import ProblemSpec
 
 __all__ = ["SPLITS", "Normalizers", "Problem"]
@@ -501,6 +502,23 @@ class Problem:
                 nx, ny = self.normalizers
                 self._encoded[split] = (nx.encode(x), ny.encode(y))
             return self._encoded[split]
+
+    @property
+    def has_physics(self) -> bool:
+        """Whether the problem defines a PDE residual (known without loading any data)."""
+        return self._spec is not None and self._spec.physics_loss is not None
+
+    @property
+    def physics(self) -> Physics | None:
+        """The PDE residual loss on normalised tensors (:class:`pdes.physics.Physics`).
+
+        ``None`` when the problem defines no residual (file problems, Navier-Stokes); see
+        :func:`pdes.darcy.physics_loss` and :func:`pdes.burgers_time.physics_loss`.
+        """
+        if not self.has_physics:
+            return None
+        nx, ny = self.normalizers
+        return Physics(self._name, self._spec.physics_loss, dict(self.params), nx, ny)
 
     def encode_x(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise inputs in physical units (``(N, C_in, *grid)``)."""

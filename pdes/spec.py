@@ -57,6 +57,9 @@ class ProblemSpec:
     #: ``fine_grid_for(resolution, params) -> dict``: solver parameters (e.g. ``n_fine``) that
     #: make ``resolution`` possible, used when the user did not set them; ``None``: none.
     fine_grid_for: Callable[..., dict[str, Any]] | None = None
+    #: ``physics_loss(x, y, **params) -> (N,)``: the equation's residual loss in physical
+    #: units (:mod:`pdes.physics`); ``None``: the problem defines none (no PINO training).
+    physics_loss: Callable[..., Any] | None = None
 
     @classmethod
     def from_module(
@@ -64,7 +67,7 @@ class ProblemSpec:
     ) -> ProblemSpec:
         """Build a spec from a solver module (``DEFAULTS``, ``DIM``, ``generate``,
         ``check_resolution``; optional ``DEFAULT_RESOLUTION``, ``IN_CHANNELS``,
-        ``OUT_CHANNELS``, ``VERSION``)."""
+        ``OUT_CHANNELS``, ``VERSION``, ``fine_grid_for``, ``physics_loss``)."""
         missing = [
             a for a in ("DEFAULTS", "DIM", "generate", "check_resolution") if not hasattr(module, a)
         ]
@@ -90,4 +93,5 @@ class ProblemSpec:
             out_channels=getattr(module, "OUT_CHANNELS", None),
             version=str(getattr(module, "VERSION", "1")),
             fine_grid_for=getattr(module, "fine_grid_for", None),
+            physics_loss=getattr(module, "physics_loss", None),
         )

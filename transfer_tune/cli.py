@@ -121,6 +121,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     kw = load_spec(args.spec).tune_kwargs()
     kw.update(_given(n_trials=args.n_trials, n_jobs=args.n_jobs, study_name=args.study_name))
     kw.update(_given(storage=args.storage, device=args.device, horizon=args.horizon))
+    kw = _with_loss(kw, args)
     url = normalize_url(kw.pop("storage", None))
     study = tune(storage=url, **kw)
     values = best_values(study)  # a clear error when every trial was pruned or diverged
@@ -202,12 +203,37 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_workflow(spec: dict, storage: str | None, device: str | None) -> Any:
+def _loss_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--loss``/``--data-weight``/``--physics-weight``/``--physics-resolution`` given."""
+    return _given(
+        loss=getattr(args, "loss", None),
+        data_weight=getattr(args, "data_weight", None),
+        physics_weight=getattr(args, "physics_weight", None),
+        physics_resolution=getattr(args, "physics_resolution", None),
+    )
+
+
+def _with_loss(kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``kw`` with the loss options of the command line over the spec's ``[train]``."""
+    options = _loss_options(args)
+    if options:
+        kw["train"] = {**(kw.get("train") or {}), **options}
+    return kw
+
+
+def _run_workflow(
+    spec: dict,
+    storage: str | None,
+    device: str | None,
+    args: argparse.Namespace | None = None,
+) -> Any:
     from transfer_tune.api import tune_then_transfer
     from transfer_tune.search.spec import parse_spec
 
     kw = parse_spec(spec).workflow_kwargs()
     kw.update(_given(storage=storage, device=device))
+    if args is not None:
+        kw = _with_loss(kw, args)
     result = tune_then_transfer(**kw)
     print()
     print(result)
@@ -217,7 +243,7 @@ def _run_workflow(spec: dict, storage: str | None, device: str | None) -> Any:
 def _cmd_run(args: argparse.Namespace) -> int:
     from transfer_tune.search.spec import load_spec
 
-    _run_workflow(load_spec(args.spec).raw, args.storage, args.device)
+    _run_workflow(load_spec(args.spec).raw, args.storage, args.device, args)
     return 0
 
 
@@ -396,6 +422,19 @@ def build_parser() -> argparse.ArgumentParser:
     def device_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
 
+    def loss_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--loss",
+            choices=("data", "pino"),
+            help="data (default: relative L2 against the labels) or pino (data + the PDE "
+            "residual; darcy and burgers_time); over the spec's [train] loss",
+        )
+        p.add_argument("--data-weight", type=float, help="pino: weight of the data loss (0: none)")
+        p.add_argument("--physics-weight", type=float, help="pino: weight of the residual")
+        p.add_argument(
+            "--physics-resolution", type=int, help="pino: grid of the residual (finer: PINO)"
+        )
+
     def allow_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--allow-model",
@@ -439,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("tune", _cmd_tune, "tune the proxy FNO of a study spec (resumable)")
     p.add_argument("spec", help="a study spec TOML, e.g. studies/burgers.toml")
+    loss_args(p)
     p.add_argument("--n-trials", type=int)
     p.add_argument("--n-jobs", type=int)
     p.add_argument("--study-name")
@@ -499,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", _cmd_run, "tune, transfer and train the target of a study spec")
     p.add_argument("spec")
+    loss_args(p)
     storage_arg(p)
     device_arg(p)
 

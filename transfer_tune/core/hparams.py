@@ -20,6 +20,8 @@ from transfer_tune.core.parametrization import Parametrization, get_parametrizat
 from transfer_tune.errors import TransferTuneError
 
 SCHEDULES = ("cosine", "step", "none")
+#: ``HParams.loss``: the relative L2 data loss, or physics-informed (data + PDE residual).
+LOSSES = ("data", "pino")
 CLIPS = ("norm", "value")
 #: ``HParams.optimizer`` -> (torch optimizer, whether its weight decay is decoupled).
 OPTIMIZERS = {"adam": (torch.optim.Adam, False), "adamw": (torch.optim.AdamW, True)}
@@ -55,6 +57,19 @@ class HParams:
         Decay factor of the ``"step"`` schedule.
     optimizer : {"adam", "adamw"}
         ``torch.optim.Adam`` (L2 weight decay) or ``torch.optim.AdamW`` (decoupled).
+    loss : {"data", "pino"}
+        ``"data"``: the relative L2 error against the labels. ``"pino"`` (physics-informed,
+        Li et al. 2021): ``data_weight * data loss + physics_weight * residual loss``, the
+        residual being the problem's own (:attr:`pdes.Problem.physics`; Darcy and Burgers in
+        space-time define one). ``data_weight=0`` trains on the equation alone: the training
+        labels are never read.
+    data_weight, physics_weight : float
+        The two weights of ``loss="pino"`` (ignored by ``"data"``). Loss weights are not
+        rescaled by µP: a tuned ``physics_weight`` transfers unchanged.
+    physics_resolution : int, optional
+        ``loss="pino"``: evaluate the residual on this finer grid (the same samples' inputs,
+        solved at this resolution; the FNO is resolution-invariant), while the data loss stays
+        on the training grid: coarse data, fine physics. ``None``: the training grid.
     """
 
     lr: float = 1e-3
@@ -68,6 +83,10 @@ class HParams:
     step_size: int = 50
     gamma: float = 0.5
     optimizer: str = "adam"
+    loss: str = "data"
+    data_weight: float = 1.0
+    physics_weight: float = 1.0
+    physics_resolution: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -80,6 +99,21 @@ class HParams:
         """
         for name, check in HPARAM_CHECKS.items():
             setattr(self, name, check(getattr(self, name), name))
+        if self.loss == "pino" and self.data_weight == 0 and self.physics_weight == 0:
+            raise TransferTuneError(
+                "loss='pino' with data_weight=0 and physics_weight=0 has nothing to train on; "
+                "give one of them a positive weight"
+            )
+
+    @property
+    def physics(self) -> bool:
+        """Whether training uses the PDE residual (``loss="pino"`` with a positive weight)."""
+        return self.loss == "pino" and self.physics_weight > 0
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether training reads the training labels (not for physics-only training)."""
+        return self.loss == "data" or self.data_weight > 0
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -128,6 +162,16 @@ def _schedule(value: Any, name: str) -> str:
     return value
 
 
+def _loss(value: Any, name: str) -> str:
+    if value not in LOSSES:
+        raise TransferTuneError(f"{name} must be one of {', '.join(LOSSES)}, got {value!r}")
+    return value
+
+
+def _resolution(value: Any, name: str) -> int | None:
+    return None if value is None else as_int(value, name, minimum=2)
+
+
 def _optimizer(value: Any, name: str) -> str:
     if value not in OPTIMIZERS:
         raise TransferTuneError(f"{name} must be one of {', '.join(OPTIMIZERS)}, got {value!r}")
@@ -149,6 +193,10 @@ HPARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "step_size": lambda v, name: as_int(v, name),
     "gamma": _gamma,
     "optimizer": _optimizer,
+    "loss": _loss,
+    "data_weight": lambda v, name: as_float(v, name, minimum=0.0),
+    "physics_weight": lambda v, name: as_float(v, name, minimum=0.0),
+    "physics_resolution": _resolution,
 }
 
 

@@ -1,4 +1,5 @@
-"""Training loop: relative L2 loss, per-role rates, clipping, schedules, callbacks, resume.
+"""Training loop: relative L2 (and PDE residual) loss, per-role rates, clipping, schedules,
+callbacks, resume.
 
 The whole dataset stays as tensors on the device and batches are drawn by index: there is no
 per-sample Python in the loop. The hyperparameters (:class:`HParams`, their checks, the
@@ -13,19 +14,23 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from pdes.checks import as_int
+from pdes.physics import Physics, no_physics_message
 from transfer_tune.core import checkpoint as checkpoint_io
 from transfer_tune.core import distributed
 from transfer_tune.core.adapters import tensor_state
 from transfer_tune.core.hparams import HParams, make_optimizer
 from transfer_tune.core.parametrization import Parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
+
+if TYPE_CHECKING:
+    from pdes.problem import Problem
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -64,15 +69,23 @@ def relative_l2(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean
 
 @dataclass
 class TrainData:
-    """Training and validation tensors, shaped ``(N, C, *grid)``."""
+    """Training and validation tensors, shaped ``(N, C, *grid)``.
+
+    ``y_train`` may be ``None`` for physics-only training (``loss="pino"``,
+    ``data_weight=0``). ``physics`` is the problem's residual loss
+    (:attr:`pdes.Problem.physics`), needed by ``loss="pino"``; ``x_physics`` holds the same
+    training samples' inputs on a finer grid, where the residual is then evaluated.
+    """
 
     x_train: torch.Tensor
-    y_train: torch.Tensor
+    y_train: torch.Tensor | None
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
+    physics: Physics | None = None
+    x_physics: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        pairs = [("train", self.x_train, self.y_train)]
+        pairs = [("train", self.x_train, self.x_train if self.y_train is None else self.y_train)]
         if (self.x_val is None) != (self.y_val is None):
             raise TransferTuneError("give both x_val and y_val, or neither")
         if self.x_val is not None:
@@ -92,11 +105,41 @@ class TrainData:
                 )
             if x.shape[0] == 0:
                 raise TransferTuneError(f"{split} split is empty")
+        if self.x_physics is not None:
+            xp, x = self.x_physics, self.x_train
+            if xp.dim() != x.dim() or xp.shape[:2] != x.shape[:2]:
+                raise TransferTuneError(
+                    f"x_physics {tuple(xp.shape)} must hold the training samples' inputs "
+                    f"{tuple(x.shape)} on another grid (same samples and channels)"
+                )
 
     @property
     def n_train(self) -> int:
         """Number of training samples."""
         return int(self.x_train.shape[0])
+
+    @classmethod
+    def from_problem(cls, problem: Problem, hparams: HParams | None = None) -> TrainData:
+        """The train and validation splits of ``problem`` (normalised), with its residual.
+
+        ``hparams.physics_resolution`` (with ``loss="pino"``) adds the training inputs on
+        that finer grid (the same samples, solved there; :attr:`x_physics`).
+        """
+        x, y = problem.dataset("train")
+        xv, yv = problem.dataset("val")
+        x_physics = None
+        if hparams is not None and hparams.physics:
+            if not problem.has_physics:
+                raise TransferTuneError(no_physics_message(problem.name))
+            fine = hparams.physics_resolution
+            if fine is not None and fine != problem.resolution:
+                if fine < problem.resolution:
+                    raise TransferTuneError(
+                        f"physics_resolution {fine} is coarser than the training grid "
+                        f"({problem.resolution}); give a finer grid, or none"
+                    )
+                x_physics = problem.with_overrides(resolution=fine).dataset("train")[0]
+        return cls(x, y, xv, yv, physics=problem.physics, x_physics=x_physics)
 
 
 @dataclass
@@ -108,6 +151,10 @@ class EpochRecord:
     val_loss: float | None
     lr: float
     seconds: float
+    #: ``loss="pino"``: the epoch's mean training residual loss, and the validation one
+    #: (``train_loss`` is then the weighted objective; ``val_loss`` stays the data error).
+    physics_loss: float | None = None
+    val_physics_loss: float | None = None
 
 
 @dataclass
@@ -140,6 +187,8 @@ class TrainResult:
 
 
 Callback = Callable[[EpochRecord], "bool | None"]
+#: HParams fields added with physics-informed training (absent from older saved states).
+_PHYSICS_FIELDS = ("loss", "data_weight", "physics_weight", "physics_resolution")
 
 
 @torch.no_grad()
@@ -153,6 +202,40 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         total += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
     model.train(was_training)
     return float(total) / x.shape[0]
+
+
+@torch.no_grad()
+def evaluate_physics(
+    model: nn.Module, x: torch.Tensor, physics: Physics, batch_size: int = 64
+) -> float:
+    """Mean PDE residual loss (:attr:`pdes.Problem.physics`) of ``model``'s outputs on ``x``.
+
+    ``x`` may be on any grid the model accepts: the residual reads its spacing from the shape.
+    """
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        total += physics(xb, model(xb)).sum().double()
+    model.train(was_training)
+    return float(total) / x.shape[0]
+
+
+def _check_physics(hparams: HParams, data: TrainData) -> None:
+    """Raise :class:`TransferTuneError` when ``data`` cannot give what ``hparams`` trains on."""
+    if hparams.uses_labels and data.y_train is None:
+        raise TransferTuneError(
+            "training labels are missing (y_train is None); only physics-only training "
+            "(loss='pino', data_weight=0) runs without them"
+        )
+    if hparams.physics and data.physics is None:
+        raise TransferTuneError(
+            "loss='pino' needs the problem's PDE residual (TrainData.physics, e.g. "
+            "problem.physics); this data has none"
+        )
+    if data.x_physics is not None and not hparams.physics:
+        raise TransferTuneError("x_physics is given but loss='pino' is not (nothing uses it)")
 
 
 def _diverged(loss: float, threshold: float) -> bool:
@@ -226,6 +309,11 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` with Adam or AdamW on the relative L2 loss; evaluate on validation.
 
+    With ``hparams.loss == "pino"`` the loss is ``data_weight * relative L2 +
+    physics_weight * data.physics(x, prediction)`` (physics-informed training); each epoch
+    then also records the mean training and validation residual losses, and ``train_loss``
+    is the weighted objective. ``val_loss`` is always the relative L2 error on validation.
+
     Parameters
     ----------
     model : nn.Module
@@ -277,6 +365,7 @@ def fit(
         parameters are all zero (never initialised: it cannot learn).
     """
     epochs = as_int(epochs, "epochs")
+    _check_physics(hparams, data)
     if hparams.batch_size > data.n_train:
         raise TransferTuneError(
             f"batch_size {hparams.batch_size} is larger than the training set "
@@ -284,7 +373,12 @@ def fit(
         )
     device = resolve_device(device)
     model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_train = data.x_train.to(device)
+    y_train = data.y_train.to(device) if hparams.uses_labels else None
+    physics = data.physics if hparams.physics else None
+    x_phys = data.x_physics.to(device) if data.x_physics is not None else x_train
+    pino = hparams.loss == "pino"
+    data_weight = hparams.data_weight if pino else 1.0
     has_val = data.x_val is not None
     if has_val:
         x_val, y_val = data.x_val.to(device), data.y_val.to(device)
@@ -324,20 +418,33 @@ def fit(
     for epoch in bar:
         order = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), dtype=torch.float64, device=device)
+        residual_total = torch.zeros((), dtype=torch.float64, device=device)
         for begin in range(0, n, hparams.batch_size):
             idx = order[begin : begin + hparams.batch_size]
             local, weight = distributed.local_part(idx)
             pred = net(x_train.index_select(0, local))
-            errors = weight * relative_l2(pred, y_train.index_select(0, local), reduction="sum")
-            loss = errors * (scale / idx.numel())  # DDP's mean over ranks -> global batch mean
+            terms = []
+            if y_train is not None and data_weight > 0:
+                errors = relative_l2(pred, y_train.index_select(0, local), reduction="sum")
+                terms.append(errors if data_weight == 1.0 else data_weight * errors)
+            if physics is not None:
+                xp = x_phys.index_select(0, local)
+                residual = physics(xp, pred if data.x_physics is None else net(xp)).sum()
+                terms.append(hparams.physics_weight * residual)
+                residual_total += weight * residual.detach().double()
+            objective = weight * sum(terms[1:], terms[0])
+            loss = objective * (scale / idx.numel())  # DDP's mean over ranks -> global mean
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients(model.parameters(), hparams.clip, hparams.clip_value)
             optimizer.step()
             scheduler.step()
-            total += errors.detach().double()
+            total += objective.detach().double()
             result.steps += 1
         train_loss = float(distributed.all_reduce_sum(total)) / n
+        physics_loss = (
+            float(distributed.all_reduce_sum(residual_total)) / n if physics is not None else None
+        )
         if _diverged(train_loss, divergence_threshold):
             raise DivergenceError(
                 f"training loss became {train_loss} in epoch {epoch} at lr={hparams.lr:g}",
@@ -351,12 +458,19 @@ def fit(
                 epoch=epoch,
                 step=result.steps,
             )
+        val_physics = (
+            evaluate_physics(model, x_val, physics, eval_batch_size)
+            if physics is not None and has_val
+            else None
+        )
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
             val_loss=val_loss,
             lr=hparams.lr * factor(result.steps),
             seconds=time.perf_counter() - start,
+            physics_loss=physics_loss,
+            val_physics_loss=val_physics,
         )
         result.history.append(record)
         if checkpoint is not None and distributed.is_main():
@@ -386,8 +500,10 @@ def fit(
 
 def _fingerprint(hparams: HParams, epochs: int, seed: int, n: int) -> dict:
     values = hparams.to_dict()
-    if values["optimizer"] == "adam":  # states saved before AdamW existed still resume
-        del values["optimizer"]
+    defaults = HParams().to_dict()
+    for name in ("optimizer", *_PHYSICS_FIELDS):  # states saved before they existed resume
+        if values[name] == defaults[name]:
+            del values[name]
     return {"hparams": values, "epochs": epochs, "seed": seed, "n_train": n}
 
 

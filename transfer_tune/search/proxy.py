@@ -188,11 +188,8 @@ class Objective:
         return result.val_loss
 
 
-def _load_data(problem_config: dict) -> TrainData:
-    problem = load_problem(problem_config)
-    x, y = problem.dataset("train")
-    xv, yv = problem.dataset("val")
-    return TrainData(x, y, xv, yv)
+def _load_data(setup: ProxySetup) -> TrainData:
+    return TrainData.from_problem(load_problem(setup.problem), HParams(**setup.train))
 
 
 def run_worker(
@@ -241,7 +238,7 @@ def run_worker(
     setup = ProxySetup.from_study(study)
     check_model_allowed(setup.model)  # before any data or trial: the study names the code
     horizon = (study.user_attrs.get("horizon") or {}).get("epochs")
-    objective = Objective(setup, _load_data(setup.problem), n_trials, device, horizon)
+    objective = Objective(setup, _load_data(setup), n_trials, device, horizon)
     done = 0
     bar = tqdm(
         total=n_trials,

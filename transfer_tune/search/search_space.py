@@ -6,7 +6,9 @@ Defaults: ``lr`` log-uniform on [1e-4, 3e-1]; ``batch_size`` categorical {8, 16,
 searched by default (the fixed training setting applies, 0 unless ``train`` says otherwise);
 give it a range to search it, log-uniform by default, e.g.
 ``{"weight_decay": {"low": 1e-6, "high": 1e-2}}`` (with ``train={"optimizer": "adamw"}`` for
-decoupled decay), or a number to fix it.
+decoupled decay), or a number to fix it. ``physics_weight`` (the residual's weight of
+``train={"loss": "pino"}``) is searched the same way, log-uniform by default:
+``{"physics_weight": {"low": 0.01, "high": 10}}``.
 
 Any entry can be fixed or re-ranged, from Python or from a study TOML's ``[search_space]``::
 
@@ -31,7 +33,9 @@ import optuna
 from transfer_tune.core.hparams import check_hparam
 from transfer_tune.errors import TransferTuneError
 
-NAMES = ("lr", "batch_size", "beta1", "beta2", "weight_decay")
+NAMES = ("lr", "batch_size", "beta1", "beta2", "weight_decay", "physics_weight")
+#: Entries searched only when the user gives them a range (unset by default).
+OPTIONAL = ("weight_decay", "physics_weight")
 _OPTUNA_NAME = {"beta2": "one_minus_beta2"}
 
 
@@ -72,6 +76,7 @@ def _default_dimensions() -> dict[str, Dimension]:
         "beta1": Dimension("beta1", 0.8, 0.99),
         "beta2": Dimension("beta2", 0.9, 0.9999, log=True),
         "weight_decay": Dimension("weight_decay", log=True),
+        "physics_weight": Dimension("physics_weight", log=True),
     }
 
 
@@ -123,6 +128,7 @@ class SearchSpace:
     beta1: Dimension
     beta2: Dimension
     weight_decay: Dimension = Dimension("weight_decay", log=True)
+    physics_weight: Dimension = Dimension("physics_weight", log=True)
 
     @classmethod
     def default(cls) -> SearchSpace:

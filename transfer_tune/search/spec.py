@@ -9,7 +9,8 @@ A spec has these tables (all optional except ``[problem]``)::
     [proxy]          # modes, width, resolution, epochs: the cheap model that is tuned
     [tune]           # n_trials, epochs, sampler, pruner, seed, n_jobs, study_name, storage
     [target]         # modes, width, resolution, epochs: the model trained once; eval_resolution
-    [train]          # fixed training settings: clip, clip_value, schedule, weight_decay, ...
+    [train]          # fixed training settings: clip, clip_value, schedule, weight_decay,
+                     # loss = "pino", data_weight, physics_weight, physics_resolution, ...
     [search_space]   # see transfer_tune.search.search_space
     [landscape]      # modes, param, values, parametrizations, seeds, epochs, base_modes,
                      # name, hparams, device, storage, n_jobs (transfer_tune.analysis.landscape)
@@ -47,7 +48,21 @@ TABLES: dict[str, frozenset[str] | None] = {
     ),
     "proxy": frozenset(SIDE_AXES),
     "target": frozenset({*SIDE_AXES, "eval_resolution"}),
-    "train": frozenset({"clip", "clip_value", "schedule", "step_size", "gamma", "weight_decay"}),
+    "train": frozenset(
+        {
+            "clip",
+            "clip_value",
+            "schedule",
+            "step_size",
+            "gamma",
+            "weight_decay",
+            "optimizer",
+            "loss",
+            "data_weight",
+            "physics_weight",
+            "physics_resolution",
+        }
+    ),
     "search_space": None,
     "landscape": frozenset(
         {

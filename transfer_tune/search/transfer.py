@@ -44,6 +44,7 @@ from transfer_tune.core.parametrization import (
 from transfer_tune.core.train import (
     TrainData,
     evaluate,
+    evaluate_physics,
     fit,
     relative_l2,
     resolve_device,
@@ -151,6 +152,22 @@ class TargetPlan:
             )
         return display_name(kind)
 
+    def loss_text(self) -> str | None:
+        """``loss="pino"``: its weights, and that they transfer unchanged; else ``None``."""
+        hp = self.hparams()
+        if hp.loss != "pino":
+            return None
+        fine = (
+            f", residual on {hp.physics_resolution} points"
+            if hp.physics_resolution is not None
+            else ""
+        )
+        return (
+            f"loss: pino (data weight {hp.data_weight:.4g}, physics weight "
+            f"{hp.physics_weight:.4g}{fine}); loss weights transfer unchanged (µP rescales "
+            "initial scales and learning rates, never a loss weight)"
+        )
+
     def table(self) -> str:
         """The plan as a text table (what the CLI prints)."""
         lines = [
@@ -162,6 +179,11 @@ class TargetPlan:
         lines += [
             f"batch size {self.batch_size}, betas ({self.beta1:.4g}, {self.beta2:.6g}), "
             f"{self.epochs} epochs",
+        ]
+        loss = self.loss_text()
+        if loss:
+            lines.append(loss)
+        lines += [
             f"{'group':<20} {'init x':>10} {'lr x':>10} {'lr':>12}",
         ]
         for g in self.groups:
@@ -354,9 +376,14 @@ class TargetResult:
             if m.get("test_l2_fine") is not None
             else ""
         )
+        residual = ""
+        if m.get("test_residual") is not None:
+            residual = f"; test residual {m['test_residual']:.4g}"
+            if m.get("test_residual_fine") is not None:
+                residual += f" ({m['test_residual_fine']:.4g} at {m['fine_resolution']} points)"
         return (
-            f"target K={m['modes']}: test rel-L2 {m['test_l2']:.4f} (physical units){fine}; "
-            f"{m['seconds']:.1f} s"
+            f"target K={m['modes']}: test rel-L2 {m['test_l2']:.4f} (physical units){fine}"
+            f"{residual}; {m['seconds']:.1f} s"
         )
 
 
@@ -505,8 +532,8 @@ def run_target(
     par = get_parametrization(**plan.parametrization)
     model = build_model(plan.model, seed=seed)
     par.initialize(model, generator=torch.Generator().manual_seed(seed))
-    x, y = problem.dataset("train")
-    xv, yv = problem.dataset("val")
+    hparams = plan.hparams()
+    data = TrainData.from_problem(problem, hparams)
     folder = checkpoint_dir(url)
     if main:
         _writable_folder(folder, study, trial)  # before training, not after it
@@ -523,8 +550,8 @@ def run_target(
     try:
         result = fit(
             model,
-            TrainData(x, y, xv, yv),
-            plan.hparams(),
+            data,
+            hparams,
             plan.epochs,
             [report],
             parametrization=par,
@@ -560,12 +587,16 @@ def run_target(
         "steps": result.steps,
         "world_size": distributed.world_size(),
     }
+    if problem.physics is not None:  # the equation's residual, whichever loss trained it
+        metrics["test_residual"] = evaluate_physics(model, xt, problem.physics)
     fine = problem.fine_test_problem(eval_resolution)
     if fine is not None:
         check_modes(plan.modes, fine.grid_shape)
         xf, yf = fine.dataset("test")
         metrics["fine_resolution"] = fine.resolution
         metrics["test_l2_fine"] = physical_error(model, fine, xf, yf)
+        if fine.physics is not None:
+            metrics["test_residual_fine"] = evaluate_physics(model, xf, fine.physics)
     advice = (
         "the training state next to it is kept: free space and run the same command again to finish"
     )

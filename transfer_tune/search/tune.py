@@ -24,6 +24,7 @@ import optuna
 from pdes import load_problem
 from pdes.checks import as_int
 from pdes.coarse import coarse_problem
+from pdes.physics import no_physics_message
 from pdes.processes import parallel
 from transfer_tune.core.base_shapes import base_shapes
 from transfer_tune.core.factory import allowed_models, model_config, shapes_model
@@ -35,7 +36,7 @@ from transfer_tune.errors import TransferTuneError
 from transfer_tune.search.horizon import set_horizon
 from transfer_tune.search.preflight import check_training_memory, estimated_shape
 from transfer_tune.search.proxy import ProxySetup, create_proxy_study, run_worker
-from transfer_tune.search.search_space import SearchSpace
+from transfer_tune.search.search_space import OPTIONAL, SearchSpace
 from transfer_tune.search.storage import check_study_name, normalize_url
 from transfer_tune.search.workers import torch_threads
 
@@ -99,7 +100,10 @@ def tune(
         ``"tpe"`` (multivariate, seeded), ``"random"``, ...; ``"median"``, ``"hyperband"``,
         ``"none"``, ... or any Optuna sampler/pruner instance.
     train : dict, optional
-        Fixed training settings (``clip``, ``clip_value``, ``schedule``, ``weight_decay``...).
+        Fixed training settings (``clip``, ``clip_value``, ``schedule``, ``weight_decay``...),
+        e.g. ``{"loss": "pino", "physics_weight": 0.1}`` for physics-informed training
+        (:class:`~transfer_tune.core.hparams.HParams`; give ``search_space`` a
+        ``physics_weight`` range to tune the weight instead).
     problem_overrides : dict, optional
         Passed to ``pdes.get_problem`` (resolution, n_train, ...).
     base_modes : int, optional
@@ -149,10 +153,18 @@ def tune(
         )
     train = dict(train or {})
     HParams.from_dict({**train, "lr": 1e-3})  # validates the fixed settings early
-    if "weight_decay" in train and not space.weight_decay.unset:
+    for name in OPTIONAL:
+        if name in train and not getattr(space, name).unset:
+            raise TransferTuneError(
+                f"{name} is set both in train (fixed) and in search_space; keep one"
+            )
+    if not space.physics_weight.unset and train.get("loss") != "pino":
         raise TransferTuneError(
-            "weight_decay is set both in train (fixed) and in search_space; keep one"
+            "search_space has physics_weight, but training uses the data loss only; pass "
+            "train={'loss': 'pino'} to train with the PDE residual"
         )
+    if train.get("loss") == "pino" and not prob.has_physics:
+        raise TransferTuneError(no_physics_message(prob.name))
     shape = estimated_shape(prob, proxy_modes, width, n_layers)
     check_modes(proxy_modes, prob.grid_shape)
     batch = space.max_batch_size()

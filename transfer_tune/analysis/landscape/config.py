@@ -38,6 +38,7 @@ SWEEPABLE: dict[str, bool] = {
     "beta1": False,
     "beta2": False,
     "weight_decay": True,
+    "physics_weight": True,
 }
 
 #: Default grids: learning rates 2^-13 .. 2^-5 in steps of 2^(1/2) (DESIGN.md §2 asks for
@@ -49,6 +50,7 @@ DEFAULT_VALUES: dict[str, list[float]] = {
     "beta1": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
     "beta2": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
     "weight_decay": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
+    "physics_weight": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
 }
 
 #: Swept names that are not :class:`HParams` fields, and the field whose rules they follow.

@@ -61,11 +61,9 @@ def load_data(
             f"{type(problem).__name__}"
         )
     prob = load_problem(problem, problem_overrides)
-    x, y = prob.dataset("train")
-    xv, yv = prob.dataset("val")
     xt, yt = prob.dataset("test")
     return SweepData(
-        train=TrainData(x, y, xv, yv),
+        train=TrainData.from_problem(prob),  # with the residual, for loss="pino" sweeps
         x_test=xt,
         y_test=yt,
         dim=int(prob.dim),
