@@ -72,6 +72,7 @@ __all__ = [
     "generate",
     "solve",
     "step_counts",
+    "trajectory",
 ]
 
 DIM = 1
@@ -218,6 +219,83 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None =
             )
         out[rows] = sfft.irfft(v, n=n, axis=-1)
     return out.reshape(u0.shape)
+
+
+def trajectory(
+    u0: np.ndarray,
+    *,
+    nu: float,
+    T: float,
+    dt: float,
+    n_times: int,
+    cfl: float | None = CFL,
+    every: int = 1,
+) -> np.ndarray:
+    """``u`` at the ``n_times`` times ``t_j = j T / n_times``, ``j = 0, ..., n_times - 1``.
+
+    The time grid includes ``t = 0`` and excludes ``T``, like the periodic space grid
+    ``x_i = i / n``: every ``s``-th snapshot of an ``n_times``-point trajectory is the
+    ``n_times / s``-point time grid.  Same scheme as :func:`solve`; each sample's step count
+    (:func:`step_counts`) is rounded up to a multiple of ``n_times`` so that the snapshots
+    fall on steps (the step is ``T / count``).  Where that count equals the one :func:`solve`
+    uses for ``T = t_j`` (e.g. ``cfl=None`` and ``T / dt`` a multiple of ``n_times``), snapshot
+    ``j`` equals ``solve(u0, T=t_j)`` to round-off; otherwise to the solver's accuracy.
+
+    Parameters
+    ----------
+    u0 : ndarray, shape (..., n)
+        Initial values at ``x_i = i / n``, ``n >= 4`` even.
+    nu, T, dt, cfl
+        As for :func:`solve`.
+    n_times : int
+        Number of snapshots (>= 1); ``n_times = 1`` gives ``u0`` alone.
+    every : int, default 1
+        Keep only snapshots ``0, every, 2 every, ...`` (``every`` divides ``n_times``): the
+        values are those of the full trajectory (the same steps), so a coarse time grid is an
+        exact subsample of the fine one without storing it.
+
+    Returns
+    -------
+    ndarray, shape (..., n_times // every, n), float64
+    """
+    u0 = np.asarray(u0, dtype=np.float64)
+    n = u0.shape[-1]
+    if n < 4 or n % 2:
+        raise TransferTuneError(f"Burgers grid needs an even number of points >= 4, got {n}.")
+    if not (dt > 0 and T >= 0 and nu >= 0):
+        raise TransferTuneError(f"need dt > 0, T >= 0 and nu >= 0, got dt={dt}, T={T}, nu={nu}.")
+    if cfl is not None and not cfl > 0:
+        raise TransferTuneError(f"cfl must be > 0 or None, got {cfl!r}.")
+    if isinstance(n_times, bool) or not isinstance(n_times, (int, np.integer)) or n_times < 1:
+        raise TransferTuneError(f"n_times must be an integer >= 1, got {n_times!r}.")
+    n_times = int(n_times)
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise TransferTuneError(f"every must be an integer >= 1, got {every!r}.")
+    every = int(every)
+    if n_times % every:
+        raise TransferTuneError(f"every={every} must divide n_times={n_times}.")
+    batch = u0.reshape(-1, n)
+    out = np.empty((batch.shape[0], n_times // every, n))
+    out[:, 0] = batch
+    if n_times == 1 or T == 0:
+        out[:, 1:] = batch[:, None]
+        return out.reshape(*u0.shape[:-1], n_times // every, n)
+    counts = step_counts(batch, T=T, dt=dt, cfl=cfl)
+    counts = -(-counts // n_times) * n_times  # snapshots on steps
+    for n_steps in np.unique(counts):
+        rows = counts == n_steps
+        h = T / int(n_steps)
+        per = int(n_steps) // n_times  # steps between snapshots
+        v = sfft.rfft(batch[rows], axis=-1)
+        for j in range(1, n_times // every):
+            v = _advance(v, n, nu, h, per * every)
+            if not np.all(np.isfinite(v)):
+                raise TransferTuneError(
+                    f"Burgers solution became non-finite (nu={nu}, dt={h:g}, n={n}); lower dt "
+                    "or cfl, or refine the grid (n_fine) for steeper data."
+                )
+            out[rows, j] = sfft.irfft(v, n=n, axis=-1)
+    return out.reshape(*u0.shape[:-1], n_times // every, n)
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:

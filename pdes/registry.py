@@ -388,6 +388,12 @@ def get_problem(name: str, **overrides: Any) -> Problem:
 
 
 register_problem("burgers", "pdes.burgers", default_resolution=1024)
+register_problem(
+    "burgers_time",
+    "pdes.burgers_time",
+    default_resolution=64,
+    aliases=("burgers-time", "burgers_spacetime"),
+)
 register_problem("darcy", "pdes.darcy", default_resolution=64)
 register_problem(
     "navier_stokes", "pdes.navier_stokes", default_resolution=64, aliases=("navier-stokes", "ns")

@@ -30,7 +30,7 @@ from transfer_tune.core.parametrization import Parametrization
 from transfer_tune.errors import DivergenceError, TransferTuneError
 
 if TYPE_CHECKING:
-    from pdes.problem import Problem
+    from pdes import Problem
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
