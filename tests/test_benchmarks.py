@@ -226,7 +226,7 @@ def test_does_it_work_block_matches_the_json():
 
 
 SCRIPTS = ("calibrate", "compute_audit", "horizon", "mup_parts", "own_model", "pde_speed")
-SCRIPTS += ("prove", "speed", "transfer_repro", "width_transfer")
+SCRIPTS += ("prove", "speed", "transfer_repro", "width_transfer", "pino_transfer", "pino_audit")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -462,7 +462,8 @@ def test_prove_block_says_whether_the_pair_fits_the_budget():
     for name in prove.SETS:
         for cmd in prove.commands(True, name).values():
             assert (ROOT / cmd[1]).is_file() and cmd[-1] == "--quick", cmd
-    assert set(prove.commands(False, prove.LATEST)) == {"width_transfer", "cheap_proxy"}
+    assert set(prove.commands(False, prove.LATEST)) == {"pino_transfer", "pino_audit"}
+    assert set(prove.commands(False, "cheap-proxy")) == {"width_transfer", "cheap_proxy"}
     assert set(prove.commands(False, "verdicts")) == {"transfer_repro", "mup_parts"}
 
 
@@ -592,3 +593,42 @@ def test_width_transfer_block_matches_its_json():
     if not block.record.exists():
         pytest.skip(f"{block.record} not recorded yet")
     assert block.current() == block.text([block.record]), "rerun width_transfer.py --readme-from"
+
+
+def test_pino_transfer_quick(tmp_path):
+    """transfer_repro's machinery with the PINO loss: both arms, µP beside SP, one family."""
+    path = tmp_path / "pino_transfer.json"
+    out = run_quick("pino_transfer.py", "--json", str(path), "--out", str(tmp_path))
+    assert "Loss: relative L2 data loss + physics weight × PDE residual" in out
+    record = json.loads(path.read_text())
+    assert set(record["arms"]) == {"darcy-pino", "burgers_time-pino"}
+    for rec in record["arms"].values():
+        assert rec["setup"]["physics_weight"] == 0.1 and rec["stats"]["runs"] == 3 * 3 * 2
+        curves = rec["curves"]["val_loss"]
+        assert set(curves) == {"mup/K2", "mup/K4", "sp/K2", "sp/K4"}
+        assert curves["mup/K2"] == curves["sp/K2"]  # the same model at K_base
+    assert record["families"]["val_loss"]["m"] == 6
+    assert re.fullmatch(r"[0-9a-f]{12}", record["run_id"])
+
+
+def test_pino_audit_quick(tmp_path):
+    path = tmp_path / "pino_audit.json"
+    out = run_quick("pino_audit.py", "--json", str(path), "--n-jobs", "1")
+    arms, diffs = tables(out)
+    assert [r["arm"] for r in arms] == ["data", "pino", "w=0.1", "w=1"]
+    record = json.loads(path.read_text())
+    seeds = record["seeds"]
+    assert len(seeds) == 3
+    for s in seeds:
+        runs = s["runs"]
+        assert runs["data"]["physics_weight"] == 0.0
+        assert 0.01 <= runs["pino"]["physics_weight"] <= 1.0  # searched in physics_range
+        assert [runs[a]["physics_weight"] for a in ("w=0.1", "w=1")] == [0.1, 1.0]
+        # the grid keeps the pino search's transferred lr and batch size
+        assert {runs[a]["lr"] for a in ("pino", "w=0.1", "w=1")} == {runs["pino"]["lr"]}
+    # the primary at 95 %, the secondary family of 3 (two weights, val-selected) at 1 - 0.05/3
+    assert [r["level"] for r in diffs] == ["95.00 %"] + ["98.33 %"] * 3
+    sec = record["summary"]["secondary"]
+    assert min(t["p_holm"] for t in sec.values()) == pytest.approx(
+        min(1.0, 3 * min(t["p"] for t in sec.values()))
+    )

@@ -216,3 +216,33 @@ def test_old_training_states_still_resume():
     old = _fingerprint(HParams(), 3, 0, 10)
     assert not {"loss", "data_weight", "physics_weight", "physics_resolution"} & set(old["hparams"])
     assert _fingerprint(HParams(loss="pino"), 3, 0, 10) != old
+
+
+def test_a_coarse_proxy_with_fine_physics(tmp_path):
+    """The README's pattern: the proxy's data on a coarse grid, its residual on the problem's
+    own grid (physics_resolution); the target trains on the full grid, residual there."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    problem = get_problem("darcy", **DARCY)
+    train = {"loss": "pino", "physics_weight": 0.1, "physics_resolution": 17}
+    study = tune(problem, 2, n_trials=1, epochs=1, storage=storage, resolution=9,
+                 search_space={"batch_size": [8]}, train=train, **PROXY_MODEL)  # fmt: skip
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    plan = plan_transfer(study, 4, 1)
+    assert "residual on 17 points" in plan.table() and plan.proxy["resolution"] == 9
+    result = run_target(plan, storage, seed=0, device="cpu", progress=False)
+    assert result.metrics["resolution"] == 17 and 0 < result.metrics["test_residual"] < 100
+
+
+def test_burgers_in_space_time_trains_physics_informed():
+    """A 2-D FNO on (x, t): PINO at weight 0.1 lowers the residual of a fresh model.
+    Measured over 15 epochs: residual 2.96 -> 0.48, test rel-L2 1.08 -> 0.073."""
+    problem = get_problem("burgers_time", resolution=16, n_train=32, n_val=8, n_test=8)
+    xt, yt = problem.dataset("test")
+    hp = HParams(lr=1e-2, batch_size=8, loss="pino", physics_weight=0.1)
+    m = FNO(dim=2, modes=4, width=16, n_layers=3, in_channels=2, out_channels=1)
+    get_parametrization("sp", base_modes=4).initialize(m, torch.Generator().manual_seed(0))
+    before = evaluate_physics(m, xt, problem.physics), evaluate(m, xt, yt)
+    fit(m, TrainData.from_problem(problem, hp), hp, 15, device="cpu")
+    after = evaluate_physics(m, xt, problem.physics), evaluate(m, xt, yt)
+    assert after[0] < before[0] / 4 and after[1] < before[1] / 5, (before, after)
