@@ -122,6 +122,30 @@ def render() -> str:
         bullets.append(
             "**Which part of µP's K rule helps** (pre-registered factorial): " + prose(parts)
         )
+    pino = _load("pino_audit.json")
+    if pino:
+        from pino_audit import prose as pino_prose
+        from pino_audit import summarise as pino_summary
+
+        pino["summary"] = pino_summary(pino)
+        d = pino["design"]
+        bullets.append(
+            f"**Does physics-informed training help?** (`pino_audit`, run `{pino['run_id']}`, "
+            f"{d['problem']} {d['overrides']['resolution']}² solved on its grid, K "
+            f"{d['proxy']['modes']} → {d['target']['modes']}, width {d['target']['width']}, "
+            f"{len(pino['seeds'])} seeds) " + pino_prose(pino)
+        )
+    landscapes = _load("pino_transfer.json")
+    if landscapes:
+        from transfer_repro_report import findings as pino_findings
+
+        env = landscapes["env"]
+        bullets.append(
+            f"**Does the optimum stay put under µP with the PINO loss?** (`pino_transfer`, run "
+            f"`{landscapes['run_id']}`, {', '.join(landscapes['arms'])}, 5 seeds, µP beside SP, "
+            f"{env['total_seconds'] / 60:.0f} min):"
+            + "".join(f"\n  - {f}" for f in pino_findings(landscapes))
+        )
     if repro and "families" in repro:
         env = repro["env"]
         head = (

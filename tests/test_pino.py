@@ -164,6 +164,15 @@ def test_search_the_physics_weight_and_transfer_it_unchanged(tmp_path):
     m = result.metrics
     assert 0 < m["test_residual"] < 100 and 0 < m["test_residual_fine"] < 100
     assert "test residual" in str(result)
+    # the dashboard's note tells the loss and the residual
+    from optuna_dashboard import get_note
+
+    from transfer_tune.report import annotate_proxy_study
+
+    annotate_proxy_study(storage, "pino", image_formats=())
+    note = get_note(optuna.load_study(study_name="pino", storage=storage))
+    assert "Loss: pino (data weight 1, physics weight" in note
+    assert f"test residual {m['test_residual']:.4g}"[:16] in note
 
 
 def test_spec_and_cli_take_the_loss(tmp_path, capsys):

@@ -178,6 +178,16 @@ def _multipliers_text(plan: dict) -> str:
     return text + (f"; {', '.join(unit)}: x1" if unit else "")
 
 
+def _loss_text(plan: dict) -> str | None:
+    """The plan's PINO loss line (:meth:`TargetPlan.loss_text`), ``None`` for the data loss."""
+    from transfer_tune.search.transfer import TargetPlan
+
+    try:
+        return TargetPlan.from_dict(plan).loss_text()
+    except (TypeError, KeyError):  # a plan stored by an older version: no loss settings
+        return None
+
+
 def _workflow_lines(history: ProxyHistory, workflow: Workflow) -> list[str]:
     """The few lines that tell the whole workflow (the top of the proxy study's note)."""
     attrs = history.user_attrs
@@ -208,11 +218,16 @@ def _workflow_lines(history: ProxyHistory, workflow: Workflow) -> list[str]:
         if plan.get("proxy") and plan.get("target"):  # per axis, what the proxy saved
             axes = describe(plan["proxy"], plan["target"], plan.get("step_flop_ratio"))
             lines.append("   Proxy -> target: " + "; ".join(axes.splitlines()) + ".")
+        loss = _loss_text(plan)
+        if loss:
+            lines.append(f"   {loss[0].upper()}{loss[1:]}.")
         reached = f"3. **Target** {_link(target.name, workflow.ids)} reached"
         if "test_l2" in m:
             reached += f" test rel-L2 (physical units) {_fmt(m['test_l2'])}"
         if m.get("test_l2_fine") is not None:
             reached += f" ({_fmt(m['test_l2_fine'])} at {m.get('fine_resolution')} points)"
+        if m.get("test_residual") is not None:
+            reached += f", test residual {_fmt(m['test_residual'])}"
         if target.val_loss is not None:
             reached += f", val rel-L2 (normalised) {_fmt(target.val_loss)}"
         if "seconds" in m:
