@@ -255,3 +255,19 @@ def test_burgers_in_space_time_trains_physics_informed():
     fit(m, TrainData.from_problem(problem, hp), hp, 15, device="cpu")
     after = evaluate_physics(m, xt, problem.physics), evaluate(m, xt, yt)
     assert after[0] < before[0] / 4 and after[1] < before[1] / 5, (before, after)
+
+
+def test_a_landscape_over_the_physics_weight(tmp_path):
+    """Sweeps take the PINO loss from hparams and can sweep its weight (log scale)."""
+    from transfer_tune.analysis.landscape import sweep
+
+    result = sweep(
+        "darcy", [4], param="physics_weight", values=[0.01, 1.0], parametrizations=["mup"],
+        seeds=[0], epochs=2, storage=str(tmp_path / "s.db"), width=8, n_layers=2,
+        hparams={"loss": "pino", "lr": 1e-2, "batch_size": 8}, problem_overrides=DARCY,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    rows = sorted(result.rows, key=lambda r: r.point["physics_weight"])
+    assert [r.point["physics_weight"] for r in rows] == [0.01, 1.0]
+    assert all(math.isfinite(r.test_loss) for r in rows)
+    assert rows[0].test_loss != rows[1].test_loss  # the weight changes the run

@@ -97,7 +97,8 @@ def sweep(
         The K values (each >= 2 and fitting the grid).
     param : str or pair of str
         Swept hyperparameter(s): ``"lr"``, ``"batch_size"``, ``"beta1"``, ``"beta2"``,
-        ``"weight_decay"``, or two of them (e.g. ``("lr", "batch_size")``).
+        ``"weight_decay"``, ``"physics_weight"`` (with ``hparams={"loss": "pino"}``), or two
+        of them (e.g. ``("lr", "batch_size")``).
     values : sequence or mapping, optional
         Grid of the swept hyperparameter (a mapping ``{param: values}`` for two);
         :data:`DEFAULT_VALUES` by default.
