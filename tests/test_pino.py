@@ -271,3 +271,17 @@ def test_a_landscape_over_the_physics_weight(tmp_path):
     assert [r.point["physics_weight"] for r in rows] == [0.01, 1.0]
     assert all(math.isfinite(r.test_loss) for r in rows)
     assert rows[0].test_loss != rows[1].test_loss  # the weight changes the run
+
+
+def test_compute_counts_the_fine_physics_passes():
+    from transfer_tune.core.flops import TrialEpochs, train_step_flops
+    from transfer_tune.search.compute import fine_physics_flops
+
+    config = dict(dim=2, modes=4, width=8, n_layers=2, in_channels=1, out_channels=1)
+    runs = [TrialEpochs(8, 2), TrialEpochs(8, 1)]
+    fine = {"loss": "pino", "physics_resolution": 17}
+    extra = fine_physics_flops(fine, config, (9, 9), 16, runs)
+    assert extra == 3 * train_step_flops(config, (17, 17), 16) > 0
+    assert fine_physics_flops({"loss": "pino"}, config, (9, 9), 16, runs) == 0.0
+    assert fine_physics_flops({"physics_resolution": 17}, config, (9, 9), 16, runs) == 0.0
+    assert fine_physics_flops(fine, config, (17, 17), 16, runs) == 0.0  # the grid itself

@@ -222,6 +222,30 @@ def evaluate_physics(
     return float(total) / x.shape[0]
 
 
+@torch.no_grad()
+def _validate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    physics: Physics | None,
+    batch_size: int,
+) -> tuple[float, float | None]:
+    """:func:`evaluate` and, with ``physics``, :func:`evaluate_physics` from one forward pass."""
+    if physics is None:
+        return evaluate(model, x, y, batch_size), None
+    was_training = model.training
+    model.eval()
+    error = torch.zeros((), dtype=torch.float64, device=x.device)
+    residual = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        pred = model(xb)
+        error += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
+        residual += physics(xb, pred).sum().double()
+    model.train(was_training)
+    return float(error) / x.shape[0], float(residual) / x.shape[0]
+
+
 def _check_physics(hparams: HParams, data: TrainData) -> None:
     """Raise :class:`TransferTuneError` when ``data`` cannot give what ``hparams`` trains on."""
     if hparams.uses_labels and data.y_train is None:
@@ -451,18 +475,15 @@ def fit(
                 epoch=epoch,
                 step=result.steps,
             )
-        val_loss = evaluate(model, x_val, y_val, eval_batch_size) if has_val else None
+        val_loss = val_physics = None
+        if has_val:
+            val_loss, val_physics = _validate(model, x_val, y_val, physics, eval_batch_size)
         if val_loss is not None and _diverged(val_loss, divergence_threshold):
             raise DivergenceError(
                 f"validation loss became {val_loss} in epoch {epoch} at lr={hparams.lr:g}",
                 epoch=epoch,
                 step=result.steps,
             )
-        val_physics = (
-            evaluate_physics(model, x_val, physics, eval_batch_size)
-            if physics is not None and has_val
-            else None
-        )
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,

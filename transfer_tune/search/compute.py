@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from pdes import load_problem
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops, train_step_flops
+from transfer_tune.core.hparams import HParams
 from transfer_tune.search.proxy import ProxySetup
 from transfer_tune.search.transfer import TargetPlan
 
@@ -52,6 +53,21 @@ def trial_epochs(study: optuna.Study) -> list[TrialEpochs]:
     return runs
 
 
+def fine_physics_flops(
+    train: dict, config: dict, grid: tuple[int, ...], n_train: int, runs: list[TrialEpochs]
+) -> float:
+    """The extra forward and backward passes of ``loss="pino"`` with a ``physics_resolution``
+    finer than ``grid`` (every training sample once more, on the fine grid, every epoch); 0
+    otherwise. The residual itself (finite differences, or FFTs of one channel) is left out:
+    it is small against the FNO's layers."""
+    hparams = HParams(**train)
+    fine = hparams.physics_resolution
+    if not hparams.physics or fine is None or fine <= grid[0]:
+        return 0.0
+    step = train_step_flops(config, (fine,) * len(grid), n_train)
+    return sum(r.train_epochs for r in runs) * step
+
+
 def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_seconds: float):
     """``result.compute``: seconds and FLOP estimates of the search and of the target run.
 
@@ -63,7 +79,8 @@ def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_
     and ``step_flop_ratio``; ``proxy_search_flops`` (every epoch every trial ran, with its
     validation pass and Adam updates, :func:`transfer_tune.core.flops.search_flops`),
     ``proxy_search_epochs``, ``target_run_flops`` (the target's epochs, same counting; its
-    test evaluation excluded), ``search_to_target_flop_ratio`` and
+    test evaluation excluded), both with :func:`fine_physics_flops`,
+    ``search_to_target_flop_ratio`` and
     ``search_fraction_of_target`` (the same ratio in seconds).
     """
     setup = ProxySetup.from_study(study)
@@ -71,8 +88,10 @@ def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_
     proxy = load_problem(setup.problem)  # its grid may be coarser than the target's
     runs = trial_epochs(study)
     s_flops = search_flops(runs, setup.model, proxy.grid_shape, proxy.n_train, proxy.n_val)
+    s_flops += fine_physics_flops(setup.train, setup.model, proxy.grid_shape, proxy.n_train, runs)
     t_run = TrialEpochs(plan.batch_size, plan.epochs)
     t_flops = run_flops(plan.model, grid, problem.n_train, problem.n_val, t_run)
+    t_flops += fine_physics_flops(plan.train, plan.model, grid, problem.n_train, [t_run])
     proxy_step = train_step_flops(setup.model, proxy.grid_shape, plan.batch_size)
     target_step = train_step_flops(plan.model, grid, plan.batch_size)
     proxy_seconds = _search_seconds(study)
