@@ -133,9 +133,10 @@ def test_subsampled_smooth_solution_residual_converges(smooth_fine) -> None:
     In the central window [1/4, 3/4]^2 the truncation error is O(h^2): measured RMS residual
     3.24e-3, 7.95e-4, 1.89e-4, orders 2.03 and 2.07. The interior relative residual
     (physics_loss; the boundary part is 0 here) is only first order, measured 9.66e-3,
-    4.21e-3, 1.89e-3, orders 1.20 and 1.16: f = 1 with u = 0 on both edges through a corner is incompatible there (u ~ r^2 log r),
-    so at the few nodes next to each corner the residual stays ~0.05 on every grid (max|r|
-    0.061, 0.055, 0.050), which gives an RMS over the (n - 2)^2 interior nodes of O(h).
+    4.21e-3, 1.89e-3, orders 1.20 and 1.16: f = 1 with u = 0 on both edges through a corner
+    is incompatible there (u ~ r^2 log r), so at the few nodes next to each corner the
+    residual stays ~0.05 on every grid (max|r| 0.061, 0.055, 0.050), which gives an RMS over
+    the (n - 2)^2 interior nodes of O(h).
     """
     a, u = smooth_fine
     window, loss, corner = [], [], []
