@@ -137,6 +137,7 @@ def render() -> str:
         )
     landscapes = _load("pino_transfer.json")
     if landscapes:
+        from pino_transfer import arm_sentences
         from transfer_repro_report import findings as pino_findings
 
         env = landscapes["env"]
@@ -144,7 +145,9 @@ def render() -> str:
             f"**Does the optimum stay put under µP with the PINO loss?** (`pino_transfer`, run "
             f"`{landscapes['run_id']}`, {', '.join(landscapes['arms'])}, 5 seeds, µP beside SP, "
             f"{env['total_seconds'] / 60:.0f} min):"
-            + "".join(f"\n  - {f}" for f in pino_findings(landscapes))
+            + "".join(
+                f"\n  - {f}" for f in (*pino_findings(landscapes), *arm_sentences(landscapes))
+            )
         )
     if repro and "families" in repro:
         env = repro["env"]

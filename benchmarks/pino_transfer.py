@@ -49,7 +49,7 @@ from typing import Any
 import harness
 from transfer_repro import CONFIDENCE, FAMILIES, Arm, correct, family_sizes, run_arm
 from transfer_repro import design_id as repro_design_id
-from transfer_repro_report import findings, render_arm, setup_table, summary
+from transfer_repro_report import findings, non_reference, render_arm, setup_table, summary
 
 from transfer_tune.analysis.stats import family_level
 
@@ -129,6 +129,56 @@ def design_id(arms: dict[str, dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+#: What a stability edge shift reads when neither K failed on the grid.
+NO_EDGE = "none (no edge on the grid)"
+
+
+def contains(interval: dict, value: float) -> bool:
+    """Whether ``value`` lies in the interval ``low``..``high`` of ``interval``."""
+    return interval["low"] - 1e-9 <= value <= interval["high"] + 1e-9
+
+
+def arm_sentences(record: dict) -> list[str]:
+    """Per arm and K: both shifts, the SP − µP gap against the rule's own factor, and the
+    stability edges, in words (every number from ``record``)."""
+    out = []
+    for name, rec in record["arms"].items():
+        val = rec["val_loss"]
+        optima = non_reference(rec, "val_loss")
+        gaps = {g["modes"]: g for g in val["gaps"]}
+        edges = {(e["parametrization"], e["modes"]): e for e in rec["stability"]}
+        for k in rec["setup"]["modes"]:
+            if k == rec["setup"]["base_modes"]:
+                continue
+            mu, sp, gap = optima[("mup", k)], optima[("sp", k)], gaps[k]
+            says = [
+                f"{'contains' if contains(gap, v) else 'excludes'} {what} ({v:+.2f})"
+                for v, what in ((0.0, "no gap"), (gap["rule"], "the rule's factor"))
+            ]
+            edge = ", ".join(
+                f"{_ci_name(kind)} {edges[(kind, k)].get('shift_bound') or NO_EDGE}"
+                for kind in ("mup", "sp")
+                if (kind, k) in edges
+            )
+            out.append(
+                f"`{name}` K = {k} (validation loss, {100 * val['level']:.2f} % intervals, log2 "
+                f"lr from K = {rec['setup']['base_modes']}): µP's optimum moved "
+                f"{_ci(mu['shift'], mu['shift_low'], mu['shift_high'])}, SP's "
+                f"{_ci(sp['shift'], sp['shift_low'], sp['shift_high'])}; the SP − µP gap "
+                f"{_ci(gap['estimate'], gap['low'], gap['high'])} {' and '.join(says)}; "
+                f"stability edge shift (grid bound) {edge}."
+            )
+    return out
+
+
+def _ci_name(kind: str) -> str:
+    return "µP" if kind == "mup" else "SP"
+
+
+def _ci(estimate: float, low: float, high: float) -> str:
+    return f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def render(record: dict) -> str:
     """The README block from the JSON record alone."""
     env = record["env"]
@@ -150,7 +200,7 @@ def render(record: dict) -> str:
         "",
         "**What the run shows** (templated from the JSON):",
         "",
-        *[f"- {s}" for s in findings(record)],
+        *[f"- {s}" for s in (*findings(record), *arm_sentences(record))],
     ]
     body = [summary(record)] + [render_arm(name, rec) for name, rec in record["arms"].items()]
     return "\n".join(head + body)
