@@ -239,6 +239,14 @@ def test_a_coarse_proxy_with_fine_physics(tmp_path):
     assert trial.state == optuna.trial.TrialState.COMPLETE
     plan = plan_transfer(study, 4, 1)
     assert "residual on 17 points" in plan.table() and plan.proxy["resolution"] == 9
+    # one proxy step also runs the fine grid: its FLOPs are in the step ratio
+    from transfer_tune.core.flops import train_step_flops
+
+    proxy_model = optuna.load_study(study_name=study.study_name, storage=storage).user_attrs
+    config, batch = proxy_model["model"], plan.batch_size
+    proxy_step = train_step_flops(config, (9, 9), batch) + train_step_flops(config, (17, 17), batch)
+    target_step = train_step_flops(plan.model, (17, 17), batch)  # its residual is on its grid
+    assert plan.step_flop_ratio == pytest.approx(proxy_step / target_step, rel=1e-12)
     result = run_target(plan, storage, seed=0, device="cpu", progress=False)
     assert result.metrics["resolution"] == 17 and 0 < result.metrics["test_residual"] < 100
 

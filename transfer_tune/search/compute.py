@@ -16,7 +16,7 @@ from pdes import load_problem
 from transfer_tune.core.flops import TrialEpochs, run_flops, search_flops, train_step_flops
 from transfer_tune.core.hparams import HParams
 from transfer_tune.search.proxy import ProxySetup
-from transfer_tune.search.transfer import TargetPlan
+from transfer_tune.search.transfer import TargetPlan, physics_grid, pino_step_flops
 
 #: Trial states whose epochs cost compute (surplus trials, failed at once, are skipped).
 _RAN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -60,12 +60,10 @@ def fine_physics_flops(
     finer than ``grid`` (every training sample once more, on the fine grid, every epoch); 0
     otherwise. The residual itself (finite differences, or FFTs of one channel) is left out:
     it is small against the FNO's layers."""
-    hparams = HParams(**train)
-    fine = hparams.physics_resolution
-    if not hparams.physics or fine is None or fine <= grid[0]:
+    fine = physics_grid(HParams(**train), tuple(grid))
+    if fine is None:
         return 0.0
-    step = train_step_flops(config, (fine,) * len(grid), n_train)
-    return sum(r.train_epochs for r in runs) * step
+    return sum(r.train_epochs for r in runs) * train_step_flops(config, fine, n_train)
 
 
 def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_seconds: float):
@@ -92,8 +90,9 @@ def compute_summary(study: optuna.Study, plan: TargetPlan, problem: Any, target_
     t_run = TrialEpochs(plan.batch_size, plan.epochs)
     t_flops = run_flops(plan.model, grid, problem.n_train, problem.n_val, t_run)
     t_flops += fine_physics_flops(plan.train, plan.model, grid, problem.n_train, [t_run])
-    proxy_step = train_step_flops(setup.model, proxy.grid_shape, plan.batch_size)
-    target_step = train_step_flops(plan.model, grid, plan.batch_size)
+    proxy_hp = HParams(**setup.train)
+    proxy_step = pino_step_flops(proxy_hp, setup.model, proxy.grid_shape, plan.batch_size)
+    target_step = pino_step_flops(plan.hparams(), plan.model, grid, plan.batch_size)
     proxy_seconds = _search_seconds(study)
     return {
         "proxy_seconds": proxy_seconds,

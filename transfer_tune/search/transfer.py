@@ -325,8 +325,9 @@ def plan_transfer(
     hp = HParams(**train)
     epochs = epochs if epochs is not None else setup.epochs
     batch = values["batch_size"]
-    step_ratio = train_step_flops(setup.model, proxy_problem.grid_shape, batch) / (
-        train_step_flops(target_model, problem.grid_shape, batch)
+    proxy_hp = HParams(**{**setup.train, **tuned})
+    step_ratio = pino_step_flops(proxy_hp, setup.model, proxy_problem.grid_shape, batch) / (
+        pino_step_flops(hp, target_model, problem.grid_shape, batch)
     )
     return TargetPlan(
         proxy_study=study.study_name,
@@ -358,6 +359,23 @@ def plan_transfer(
         },
         step_flop_ratio=step_ratio,
     )
+
+
+def physics_grid(hparams: HParams, grid: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The finer grid ``loss="pino"`` evaluates the residual on (``physics_resolution``), or
+    ``None`` when the residual is on ``grid`` itself or training uses none."""
+    fine = hparams.physics_resolution
+    if not hparams.physics or fine is None or fine <= grid[0]:
+        return None
+    return (fine,) * len(grid)
+
+
+def pino_step_flops(hparams: HParams, config: dict, grid: tuple[int, ...], batch: int) -> float:
+    """One training step's FLOPs, with the extra pass on the physics grid when there is one
+    (:func:`physics_grid`); the residual itself is left out (small against the FNO)."""
+    flops = train_step_flops(config, grid, batch)
+    fine = physics_grid(hparams, grid)
+    return flops if fine is None else flops + train_step_flops(config, fine, batch)
 
 
 @dataclass
