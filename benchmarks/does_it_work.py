@@ -135,6 +135,16 @@ def render() -> str:
             f"{d['proxy']['modes']} → {d['target']['modes']}, width {d['target']['width']}, "
             f"{len(pino['seeds'])} seeds) " + pino_prose(pino)
         )
+    superres = _load("pino_superres.json")
+    if superres:
+        from pino_superres import prose as superres_prose
+        from pino_superres import summarise as superres_summary
+
+        superres["summary"] = superres_summary(superres)
+        bullets.append(
+            f"**Coarse data, fine physics** (`pino_superres`, run `{superres['run_id']}`, "
+            f"{len(superres['seeds'])} seeds, fixed rate) " + superres_prose(superres)
+        )
     landscapes = _load("pino_transfer.json")
     if landscapes:
         from pino_transfer import arm_sentences

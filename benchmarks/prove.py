@@ -9,10 +9,11 @@ Usage::
 A set (:data:`SETS`) is the benchmarks of one issue: ``audit`` (``compute_audit.py``, one
 process, beside ``transfer_repro.py --n-jobs 2``), ``verdicts`` (``transfer_repro.py`` and the
 ``mup_parts.py`` factorial), ``cheap-proxy`` (``width_transfer.py`` and the
-``cheap_proxy.py`` audit) and ``pino`` (``pino_transfer.py`` landscapes and the
-``pino_audit.py`` audit). They start at the same time, each worker on 1 torch thread, and
-share the two cores. Audits cost their arms in CPU seconds and FLOPs, which sharing the cores
-does not bias; landscapes record only losses.
+``cheap_proxy.py`` audit) and ``pino`` (``pino_transfer.py`` landscapes, the
+``pino_audit.py`` audit and the ``pino_superres.py`` fine-physics comparison). They start
+at the same time, each worker on 1 torch thread, and share the two cores. Audits cost their
+arms in CPU seconds and FLOPs, which sharing the cores does not bias; landscapes record only
+losses.
 
 Each script writes its own JSON and README block; this one records how long the pair took
 (``results/prove.json``) and writes the ``prove`` block of ``benchmarks/README.md`` from it.
@@ -39,7 +40,11 @@ SETS: dict[str, dict[str, list[str]]] = {
     "audit": {"compute_audit": [], "transfer_repro": ["--n-jobs", "2"]},
     "verdicts": {"transfer_repro": ["--n-jobs", "2"], "mup_parts": ["--n-jobs", "2"]},
     "cheap-proxy": {"width_transfer": ["--n-jobs", "2"], "cheap_proxy": ["--n-jobs", "2"]},
-    "pino": {"pino_transfer": ["--n-jobs", "2"], "pino_audit": ["--n-jobs", "1"]},
+    "pino": {
+        "pino_transfer": ["--n-jobs", "2"],
+        "pino_audit": ["--n-jobs", "1"],
+        "pino_superres": ["--n-jobs", "1"],
+    },
 }
 LATEST = "pino"
 

@@ -227,6 +227,7 @@ def test_does_it_work_block_matches_the_json():
 
 SCRIPTS = ("calibrate", "compute_audit", "horizon", "mup_parts", "own_model", "pde_speed")
 SCRIPTS += ("prove", "speed", "transfer_repro", "width_transfer", "pino_transfer", "pino_audit")
+SCRIPTS += ("pino_superres",)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -462,7 +463,11 @@ def test_prove_block_says_whether_the_pair_fits_the_budget():
     for name in prove.SETS:
         for cmd in prove.commands(True, name).values():
             assert (ROOT / cmd[1]).is_file() and cmd[-1] == "--quick", cmd
-    assert set(prove.commands(False, prove.LATEST)) == {"pino_transfer", "pino_audit"}
+    assert set(prove.commands(False, prove.LATEST)) == {
+        "pino_transfer",
+        "pino_audit",
+        "pino_superres",
+    }
     assert set(prove.commands(False, "cheap-proxy")) == {"width_transfer", "cheap_proxy"}
     assert set(prove.commands(False, "verdicts")) == {"transfer_repro", "mup_parts"}
 
@@ -632,3 +637,19 @@ def test_pino_audit_quick(tmp_path):
     assert min(t["p_holm"] for t in sec.values()) == pytest.approx(
         min(1.0, 3 * min(t["p"] for t in sec.values()))
     )
+
+
+def test_pino_superres_quick(tmp_path):
+    path = tmp_path / "pino_superres.json"
+    out = run_quick("pino_superres.py", "--json", str(path), "--n-jobs", "1")
+    arms, diffs = tables(out)
+    names = ["data", "pino-coarse 0.01", "pino-fine 0.01", "pino-coarse 0.1", "pino-fine 0.1"]
+    assert [r["arm"] for r in arms] == names
+    record = json.loads(path.read_text())
+    assert len(record["seeds"]) == 3
+    for s in record["seeds"]:
+        for run in s["runs"].values():
+            assert 0 < run["test_l2"] < 10 and 0 < run["test_l2_fine"] < 10
+    # the primary at 95 %, the family of 4 at 1 - 0.05 / 4
+    assert [r["level"] for r in diffs] == ["95.00 %"] + ["98.75 %"] * 4
+    assert diffs[0]["difference"] == "**primary: pino-fine 0.1 − data**"
