@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,7 @@ from typing import Any
 
 import darcy_search
 import harness
+from seed_stats import TESTS_HEADER, finite_mean, paired, per_seed, pp, test_row
 
 CONFIDENCE = 0.95
 ARMS = {
@@ -194,14 +194,6 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _errors(record: dict, arm: str) -> list[float]:
-    return [s["runs"][arm]["test_l2"] for s in record["seeds"]]
-
-
-def _diff(record: dict, x: str, y: str) -> list[float]:
-    return [a - b for a, b in zip(_errors(record, x), _errors(record, y), strict=True)]
-
-
 def summarise(record: dict) -> dict[str, Any]:
     """The three goal tests (each at 95 %) and the secondary family (Holm)."""
     from transfer_tune.analysis.stats import family_tests
@@ -217,14 +209,14 @@ def summarise(record: dict) -> dict[str, Any]:
             "per_seed_a_over_b": [s["search"]["a"][unit] / s["search"]["b"][unit] for s in seeds],
         }
     goal = {
-        "(a) − (b)": family_tests({"x": _diff(record, "a", "b")}, CONFIDENCE)["x"],
-        "(d) − (a)": family_tests({"x": _diff(record, "d", "a")}, CONFIDENCE)["x"],
+        "(a) − (b)": family_tests({"x": paired(record, "a", "b")}, CONFIDENCE)["x"],
+        "(d) − (a)": family_tests({"x": paired(record, "d", "a")}, CONFIDENCE)["x"],
     }
     secondary = family_tests(
         {
-            "(a) − (c)": _diff(record, "a", "c"),
-            "(a) − (e)": _diff(record, "a", "e"),
-            "(b) − (c)": _diff(record, "b", "c"),
+            "(a) − (c)": paired(record, "a", "c"),
+            "(a) − (e)": paired(record, "a", "e"),
+            "(b) − (c)": paired(record, "b", "c"),
         },
         CONFIDENCE,
     )
@@ -234,25 +226,8 @@ def summarise(record: dict) -> dict[str, Any]:
         "error": ab["high"] <= 0 or ab["low"] <= 0 <= ab["high"],
         "beats_sp": da["low"] > 0,
     }
-    means = {arm: _mean(_errors(record, arm)) for arm in ARMS}
+    means = {arm: finite_mean(per_seed(record, arm)) for arm in ARMS}
     return {"cost": cost, "goal": goal, "secondary": secondary, "holds": holds, "means": means}
-
-
-def _mean(xs: list[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _pp(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:+.3f}"
-
-
-def _row(name: str, t: dict) -> str:
-    return (
-        f"| {name} | {_pp(t['estimate'])} [{_pp(t['low'])}, {_pp(t['high'])}] | "
-        f"{t['level'] * 100:.2f} % | {t['positive']}/{t['n']} | {t['p']:.3g} | "
-        f"{t['p_holm']:.3g} | {t['decision']} |"
-    )
 
 
 def render(record: dict) -> str:
@@ -284,8 +259,8 @@ def render(record: dict) -> str:
         "e": f"width {k['width']}, K {k['modes']}, {k['resolution']}² (µP)",
     }
     for arm, name in ARMS.items():
-        flops = _mean([x["search"][arm]["flops"] for x in seeds])
-        cpu = _mean([x["search"][arm]["cpu_seconds"] for x in seeds])
+        flops = finite_mean([x["search"][arm]["flops"] for x in seeds])
+        cpu = finite_mean([x["search"][arm]["cpu_seconds"] for x in seeds])
         ratio = seeds[0]["runs"][arm]["step_flop_ratio"]
         lines.append(
             f"| ({arm}) {name} | {models[arm]} | {flops:.3g} | {cpu:.1f} | "
@@ -298,11 +273,10 @@ def render(record: dict) -> str:
         f"secondary family of {len(s['secondary'])} with Holm-adjusted p and intervals at the "
         "Bonferroni level:",
         "",
-        "| difference | mean [interval] (pp) | level | seeds > 0 | p | p (Holm) | at 5 % |",
-        "|---|---|---|---|---|---|---|",
+        *TESTS_HEADER,
     ]
-    lines += [_row(f"**goal: {n}**", v) for n, v in s["goal"].items()]
-    lines += [_row(n, v) for n, v in s["secondary"].items()]
+    lines += [test_row(f"**goal: {n}**", v) for n, v in s["goal"].items()]
+    lines += [test_row(n, v) for n, v in s["secondary"].items()]
     lines += ["", prose(record)]
     return "\n".join(lines)
 
@@ -315,7 +289,7 @@ def prose(record: dict) -> str:
     word = {True: "holds", False: "does not hold"}
     flops_ok = cost["flops"]["a_over_b"] <= 0.1
     cpu_ok = cost["cpu_seconds"]["a_over_b"] <= 0.1
-    gaps = _diff(record, "d", "a")
+    gaps = paired(record, "d", "a")
     return (
         f"Cost: the cheap proxy's search took {cost['flops']['a_over_b']:.3f}x the direct "
         f"search's FLOPs (per seed {min(per):.3f}–{max(per):.3f}) and "
@@ -323,13 +297,13 @@ def prose(record: dict) -> str:
         f"{cost['flops']['e_over_b']:.3f}x and {cost['cpu_seconds']['e_over_b']:.3f}x. Goal "
         f"≤ 0.1x: in FLOPs it {word[flops_ok]}, in CPU seconds it {word[cpu_ok]} "
         f"(so the cost goal as a whole {word[holds['cost']]}). Error: (a) − (b) "
-        f"{_pp(ab['estimate'])} pp [{_pp(ab['low'])}, {_pp(ab['high'])}] (95 %; goal: within "
+        f"{pp(ab['estimate'])} pp [{pp(ab['low'])}, {pp(ab['high'])}] (95 %; goal: within "
         f"seed noise or better: {word[holds['error']]}; the interval cannot exclude (a) being "
         f"up to {100 * ab['high']:.2f} pp worse). Against SP reuse of the same cheap proxy: "
-        f"(d) − (a) {_pp(da['estimate'])} pp [{_pp(da['low'])}, {_pp(da['high'])}] (95 %; goal: "
+        f"(d) − (a) {pp(da['estimate'])} pp [{pp(da['low'])}, {pp(da['high'])}] (95 %; goal: "
         f"(a) beats (d): {word[holds['beats_sp']]}); SP reuse was worse in "
-        f"{sum(g > 0 for g in gaps)} of {len(gaps)} seeds, by {_pp(min(gaps))} to "
-        f"{_pp(max(gaps))} pp"
+        f"{sum(g > 0 for g in gaps)} of {len(gaps)} seeds, by {pp(min(gaps))} to "
+        f"{pp(max(gaps))} pp"
         + ("." if holds["beats_sp"] else ": too spread for the t interval to resolve.")
     )
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any
 
 import darcy_search
 import harness
+from seed_stats import finite_mean, pp, test_row
 
 #: The four cells: (R's lr exponent, R's init exponent) of the calibrated rule.
 CELLS = {"naive": (0.0, 0.0), "lr only": (0.5, 0.0), "init only": (0.0, 0.5), "µP": (0.5, 0.5)}
@@ -178,29 +178,12 @@ def summarise(record: dict) -> dict[str, Any]:
     secondary = family_tests({n: diffs[n] for n in names[1:]}, CONFIDENCE)
     means = {
         cell: {
-            f"{o:+.1f}": _mean(cell_errors(record, cell, o))
+            f"{o:+.1f}": finite_mean(cell_errors(record, cell, o))
             for o in record["design"]["lr_offsets_log2"]
         }
         for cell in CELLS
     }
     return {"primary": primary, "secondary": secondary, "cell_means": means}
-
-
-def _mean(xs: list[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _pp(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:+.3f}"
-
-
-def _row(name: str, t: dict) -> str:
-    return (
-        f"| {name} | {_pp(t['estimate'])} [{_pp(t['low'])}, {_pp(t['high'])}] | "
-        f"{t['level'] * 100:.2f} % | {t['positive']}/{t['n']} | {t['p']:.3g} | "
-        f"{t['p_holm']:.3g} | {t['decision']} |"
-    )
 
 
 def render(record: dict) -> str:
@@ -241,9 +224,9 @@ def render(record: dict) -> str:
         "",
         "| contrast | mean [interval] (pp) | level | seeds > 0 | p | p (Holm) | at 5 % |",
         "|---|---|---|---|---|---|---|",
-        _row("**" + next(iter(contrasts(record))) + "**", prim),
+        test_row("**" + next(iter(contrasts(record))) + "**", prim),
     ]
-    lines += [_row(name, t) for name, t in s["secondary"].items()]
+    lines += [test_row(name, t) for name, t in s["secondary"].items()]
     return "\n".join(lines)
 
 
@@ -258,12 +241,12 @@ def prose(record: dict) -> str:
     return (
         f"{d['problem'].capitalize()} {grid}, width {d['width']}, K {d['proxy_modes']} → "
         f"{d['target_modes']} ({prim['n']} seeds, pre-registered run `{record['run_id']}`): "
-        f"test error of naive reuse minus µP at the tuned lr {_pp(prim['estimate'])} pp "
-        f"[{_pp(prim['low'])}, {_pp(prim['high'])}] (95 %, p = {prim['p']:.2g}; "
+        f"test error of naive reuse minus µP at the tuned lr {pp(prim['estimate'])} pp "
+        f"[{pp(prim['low'])}, {pp(prim['high'])}] (95 %, p = {prim['p']:.2g}; "
         f"{prim['decision']}). By part (Holm-corrected, positive: the part helps): R's init factor "
-        f"{_pp(init['estimate'])} pp [{_pp(init['low'])}, {_pp(init['high'])}] "
-        f"({init['decision']}), R's learning-rate factor {_pp(lr['estimate'])} pp "
-        f"[{_pp(lr['low'])}, {_pp(lr['high'])}] ({lr['decision']})."
+        f"{pp(init['estimate'])} pp [{pp(init['low'])}, {pp(init['high'])}] "
+        f"({init['decision']}), R's learning-rate factor {pp(lr['estimate'])} pp "
+        f"[{pp(lr['low'])}, {pp(lr['high'])}] ({lr['decision']})."
     )
 
 

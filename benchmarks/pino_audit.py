@@ -46,6 +46,7 @@ from typing import Any
 
 import darcy_search
 import harness
+from seed_stats import TESTS_HEADER, finite_mean, per_seed, pp, test_row
 
 CONFIDENCE = 0.95
 
@@ -175,10 +176,6 @@ def run_seed(design: Design, seed: int, folder: str) -> dict[str, Any]:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _values(record: dict, arm: str, key: str = "test_l2") -> list[float]:
-    return [s["runs"][arm][key] for s in record["seeds"]]
-
-
 def _selected(seed: dict, grid: list[str]) -> str:
     """The grid arm of ``seed`` with the lowest validation loss."""
     return min(grid, key=lambda a: seed["runs"][a]["val_loss"])
@@ -190,16 +187,16 @@ def summarise(record: dict) -> dict[str, Any]:
 
     seeds = record["seeds"]
     grid = [f"w={w:g}" for w in record["design"]["weight_grid"]]
-    tuned = _values(record, "pino")
+    tuned = per_seed(record, "pino")
 
     def minus(other: list[float]) -> list[float]:
         return [a - b for a, b in zip(tuned, other, strict=True)]
 
-    primary = family_tests({"pino − data": minus(_values(record, "data"))}, CONFIDENCE)[
+    primary = family_tests({"pino − data": minus(per_seed(record, "data"))}, CONFIDENCE)[
         "pino − data"
     ]
     selected = [s["runs"][_selected(s, grid)]["test_l2"] for s in seeds]
-    family = {f"tuned − {a}": minus(_values(record, a)) for a in grid}
+    family = {f"tuned − {a}": minus(per_seed(record, a)) for a in grid}
     family["tuned − val-selected grid"] = minus(selected)
     secondary = family_tests(family, CONFIDENCE)
     arms = ["data", "pino", *grid]
@@ -211,32 +208,15 @@ def summarise(record: dict) -> dict[str, Any]:
         "primary": primary,
         "verdict": verdict,
         "secondary": secondary,
-        "means": {a: _mean(_values(record, a)) for a in arms},
-        "residuals": {a: _mean(_values(record, a, "test_residual")) for a in arms},
-        "target_cpu": {a: _mean(_values(record, a, "cpu_seconds")) for a in arms},
+        "means": {a: finite_mean(per_seed(record, a)) for a in arms},
+        "residuals": {a: finite_mean(per_seed(record, a, "test_residual")) for a in arms},
+        "target_cpu": {a: finite_mean(per_seed(record, a, "cpu_seconds")) for a in arms},
         "search_cpu": {
-            a: _mean([s["search_cpu_seconds"][a] for s in seeds]) for a in ("data", "pino")
+            a: finite_mean([s["search_cpu_seconds"][a] for s in seeds]) for a in ("data", "pino")
         },
         "tuned_weights": [s["runs"]["pino"]["physics_weight"] for s in seeds],
         "selected": [_selected(s, grid) for s in seeds],
     }
-
-
-def _mean(xs: list[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _pp(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:+.3f}"
-
-
-def _row(name: str, t: dict) -> str:
-    return (
-        f"| {name} | {_pp(t['estimate'])} [{_pp(t['low'])}, {_pp(t['high'])}] | "
-        f"{t['level'] * 100:.2f} % | {t['positive']}/{t['n']} | {t['p']:.3g} | "
-        f"{t['p_holm']:.3g} | {t['decision']} |"
-    )
 
 
 def render(record: dict) -> str:
@@ -274,10 +254,9 @@ def render(record: dict) -> str:
         f"secondary family of {len(s['secondary'])} with Holm-adjusted p and intervals at "
         "the Bonferroni level:",
         "",
-        "| difference | mean [interval] (pp) | level | seeds > 0 | p | p (Holm) | at 5 % |",
-        "|---|---|---|---|---|---|---|",
-        _row("**primary: pino − data**", s["primary"]),
-        *[_row(n, v) for n, v in s["secondary"].items()],
+        *TESTS_HEADER,
+        test_row("**primary: pino − data**", s["primary"]),
+        *[test_row(n, v) for n, v in s["secondary"].items()],
         "",
         prose(record),
     ]
@@ -293,14 +272,14 @@ def prose(record: dict) -> str:
     sel = s["secondary"]["tuned − val-selected grid"]
     return (
         f"At equal epochs and search trials, the PINO target's test error minus the data-only "
-        f"target's is {_pp(p['estimate'])} pp [{_pp(p['low'])}, {_pp(p['high'])}] (95 %, "
+        f"target's is {pp(p['estimate'])} pp [{pp(p['low'])}, {pp(p['high'])}] (95 %, "
         f"{p['n']} seeds, {p['positive']} of them > 0): {s['verdict']}. Means: data-only "
         f"{100 * s['means']['data']:.3f} %, PINO {100 * s['means']['pino']:.3f} %; test "
         f"residual {s['residuals']['data']:.3g} against {s['residuals']['pino']:.3g}. A PINO "
         f"target run took {cpu['pino'] / cpu['data']:.2f}x the data-only run's CPU seconds. "
         f"The tuned physics weights were {weights}; tuned minus the weight a user would pick "
-        f"from the grid on validation loss: {_pp(sel['estimate'])} pp [{_pp(sel['low'])}, "
-        f"{_pp(sel['high'])}] (Holm p {sel['p_holm']:.3g}, {sel['decision']})."
+        f"from the grid on validation loss: {pp(sel['estimate'])} pp [{pp(sel['low'])}, "
+        f"{pp(sel['high'])}] (Holm p {sel['p_holm']:.3g}, {sel['decision']})."
     )
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import harness
+from seed_stats import TESTS_HEADER, finite_mean, paired, per_seed, pp, test_row
 
 CONFIDENCE = 0.95
 PRIMARY = ("pino-fine 0.1", "data")
@@ -146,12 +147,8 @@ def run_seed(design: Design, seed: int) -> dict[str, Any]:
     return {"seed": seed, "runs": runs}
 
 
-def _values(record: dict, arm: str, key: str = "test_l2_fine") -> list[float]:
-    return [s["runs"][arm][key] for s in record["seeds"]]
-
-
-def _diff(record: dict, a: str, b: str) -> list[float]:
-    return [x - y for x, y in zip(_values(record, a), _values(record, b), strict=True)]
+#: The error the tests compare: zero-shot super-resolution.
+FINE = "test_l2_fine"
 
 
 def summarise(record: dict) -> dict[str, Any]:
@@ -160,33 +157,18 @@ def summarise(record: dict) -> dict[str, Any]:
 
     arms = list(record["seeds"][0]["runs"])
     name = f"{PRIMARY[0]} − {PRIMARY[1]}"
-    primary = family_tests({name: _diff(record, *PRIMARY)}, CONFIDENCE)[name]
-    family = {f"{a} − data": _diff(record, a, "data") for a in arms if a not in PRIMARY}
-    family["pino-fine 0.1 − pino-coarse 0.1"] = _diff(record, "pino-fine 0.1", "pino-coarse 0.1")
+    primary = family_tests({name: paired(record, *PRIMARY, FINE)}, CONFIDENCE)[name]
+    family = {f"{a} − data": paired(record, a, "data", FINE) for a in arms if a not in PRIMARY}
+    family["pino-fine 0.1 − pino-coarse 0.1"] = paired(
+        record, "pino-fine 0.1", "pino-coarse 0.1", FINE
+    )
     keys = ("test_l2", "test_l2_fine", "residual_fine", "seconds")
     return {
         "primary_name": name,
         "primary": primary,
         "secondary": family_tests(family, CONFIDENCE),
-        "means": {a: {k: _mean(_values(record, a, k)) for k in keys} for a in arms},
+        "means": {a: {k: finite_mean(per_seed(record, a, k)) for k in keys} for a in arms},
     }
-
-
-def _mean(xs: list[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def _pp(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:+.3f}"
-
-
-def _row(name: str, t: dict) -> str:
-    return (
-        f"| {name} | {_pp(t['estimate'])} [{_pp(t['low'])}, {_pp(t['high'])}] | "
-        f"{t['level'] * 100:.2f} % | {t['positive']}/{t['n']} | {t['p']:.3g} | "
-        f"{t['p_holm']:.3g} | {t['decision']} |"
-    )
 
 
 def render(record: dict) -> str:
@@ -219,10 +201,9 @@ def render(record: dict) -> str:
         f"95 %; the secondary family of {len(s['secondary'])} with Holm-adjusted p and "
         "intervals at the Bonferroni level:",
         "",
-        "| difference | mean [interval] (pp) | level | seeds > 0 | p | p (Holm) | at 5 % |",
-        "|---|---|---|---|---|---|---|",
-        _row(f"**primary: {s['primary_name']}**", s["primary"]),
-        *[_row(n, v) for n, v in s["secondary"].items()],
+        *TESTS_HEADER,
+        test_row(f"**primary: {s['primary_name']}**", s["primary"]),
+        *[test_row(n, v) for n, v in s["secondary"].items()],
         "",
         prose(record),
     ]
@@ -239,8 +220,8 @@ def prose(record: dict) -> str:
     return (
         f"Trained on {d['overrides']['resolution']}² labels and tested on {d['fine']}² "
         f"(zero-shot super-resolution), the residual on the {d['fine']}² grid at weight 0.1 "
-        f"minus the data loss alone: {_pp(p['estimate'])} pp [{_pp(p['low'])}, "
-        f"{_pp(p['high'])}] (95 %, {p['n']} seeds, {p['positive']} > 0): {verdict}. Means on "
+        f"minus the data loss alone: {pp(p['estimate'])} pp [{pp(p['low'])}, "
+        f"{pp(p['high'])}] (95 %, {p['n']} seeds, {p['positive']} > 0): {verdict}. Means on "
         f"{d['fine']}²: data {100 * m['data']['test_l2_fine']:.3f} %, fine physics "
         f"{100 * m['pino-fine 0.1']['test_l2_fine']:.3f} %, coarse physics "
         f"{100 * m['pino-coarse 0.1']['test_l2_fine']:.3f} %; residual on {d['fine']}² "

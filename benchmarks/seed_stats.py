@@ -32,3 +32,41 @@ def t95(diffs: list[float]) -> list[float]:
         return [math.nan, math.nan]
     ci = t_interval(diffs)
     return [ci.low, ci.high]
+
+
+def finite_mean(xs: list[float]) -> float:
+    """Mean of the finite values (a diverged run is ``inf``); NaN when there are none."""
+    finite = [x for x in xs if math.isfinite(x)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def per_seed(record: dict, arm: str, key: str = "test_l2") -> list[float]:
+    """``key`` of ``arm``'s run in every seed of an audit record (``record["seeds"]``)."""
+    return [s["runs"][arm][key] for s in record["seeds"]]
+
+
+def paired(record: dict, a: str, b: str, key: str = "test_l2") -> list[float]:
+    """Per-seed differences ``a - b`` of ``key`` (the paired contrasts of an audit)."""
+    return [x - y for x, y in zip(per_seed(record, a, key), per_seed(record, b, key), strict=True)]
+
+
+def pp(x: float) -> str:
+    """A fraction as signed percentage points, three decimals; ``n/a`` when not finite."""
+    return "n/a" if not math.isfinite(x) else f"{100 * x:+.3f}"
+
+
+#: The header of an audit's table of paired tests (one :func:`test_row` per test).
+TESTS_HEADER = [
+    "| difference | mean [interval] (pp) | level | seeds > 0 | p | p (Holm) | at 5 % |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def test_row(name: str, t: dict) -> str:
+    """One row of :data:`TESTS_HEADER`'s table from a
+    :func:`transfer_tune.analysis.stats.family_tests` entry."""
+    return (
+        f"| {name} | {pp(t['estimate'])} [{pp(t['low'])}, {pp(t['high'])}] | "
+        f"{t['level'] * 100:.2f} % | {t['positive']}/{t['n']} | {t['p']:.3g} | "
+        f"{t['p_holm']:.3g} | {t['decision']} |"
+    )
