@@ -490,6 +490,50 @@ def write_readme(record: dict, path: Path = harness.README) -> str:
     return text
 
 
+def output_folder(out: Path | None, quick: bool, name: str) -> Path:
+    """Where a landscape script's sweeps and figures go, created: ``--out``; else, for a quick
+    run, a temporary folder (its caller removes it); else benchmarks/results."""
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix=f"{name}_quick_")) if quick else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_arms(
+    arms: list[Arm],
+    storage: str,
+    out: Path,
+    args: Any,
+    analyse_only: bool = False,
+) -> dict[str, Any]:
+    """Sweep and analyse every arm (1 torch thread per process) at its family's level and
+    Holm-adjust the families: the record, timed from the first arm (its ``run_id`` is the
+    caller's; ``args``: ``quick``, ``n_jobs``, ``progress``)."""
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    clock = harness.Run(
+        args.quick,
+        n_jobs=args.n_jobs,
+        torch_threads=torch.get_num_threads(),
+        storage=storage.rsplit("/", 1)[-1],
+    )
+    sizes = family_sizes(arms)
+    levels = {loss: family_level(CONFIDENCE, m) for loss, m in sizes.items()}
+    families = {loss: {"m": sizes[loss], "level": levels[loss]} for loss in FAMILIES}
+    record: dict[str, Any] = {"env": clock.env, "families": families, "arms": {}}
+    clock.restart()
+    for arm in arms:
+        record["arms"][arm.name] = run_arm(
+            arm, storage, args.n_jobs, args.progress, out, levels, analyse_only
+        )
+    correct(record)
+    clock.stop()
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = harness.parser(__doc__, n_jobs=1)
@@ -526,38 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown arm(s) {unknown}; choose from {sorted(known)}")
         arms = [known[n] for n in names]
-    if args.out is not None:
-        out = args.out
-    elif args.quick:
-        out = Path(tempfile.mkdtemp(prefix="transfer_repro_quick_"))
-    else:
-        out = RESULTS
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out, args.quick, "transfer_repro")
     storage = f"sqlite:///{(out / 'transfer_repro.db').resolve()}"
-    import optuna
-    import torch
-
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    clock = harness.Run(
-        args.quick,
-        n_jobs=args.n_jobs,
-        torch_threads=torch.get_num_threads(),
-        storage=storage.rsplit("/", 1)[-1],
-    )
-    env = clock.env
-    sizes = family_sizes(arms)
-    levels = {loss: family_level(CONFIDENCE, m) for loss, m in sizes.items()}
-    families = {loss: {"m": sizes[loss], "level": levels[loss]} for loss in FAMILIES}
-    record: dict[str, Any] = {"env": env, "families": families, "arms": {}}
-    clock.restart()
-    for arm in arms:
-        record["arms"][arm.name] = run_arm(
-            arm, storage, args.n_jobs, args.progress, out, levels, args.analyse_only
-        )
-    correct(record)
+    record = run_arms(arms, storage, out, args, args.analyse_only)
     record["run_id"] = design_id(record["arms"])
-    clock.stop()
+    env = record["env"]
     path = args.json or out / "transfer_repro.json"
     if args.analyse_only and path.exists():  # the run that trained them, not this one
         trained = harness.load(path)
