@@ -169,6 +169,33 @@ def step_counts(u0: np.ndarray, *, T: float, dt: float, cfl: float | None = CFL)
     return np.maximum(counts, need)
 
 
+def _checked(
+    u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None
+) -> tuple[np.ndarray, int]:
+    """``u0`` as float64 and its grid size, or a clear error for arguments no solve can use."""
+    u0 = np.asarray(u0, dtype=np.float64)
+    n = u0.shape[-1]
+    if n < 4 or n % 2:
+        raise TransferTuneError(f"Burgers grid needs an even number of points >= 4, got {n}.")
+    if not (dt > 0 and T >= 0 and nu >= 0):
+        raise TransferTuneError(f"need dt > 0, T >= 0 and nu >= 0, got dt={dt}, T={T}, nu={nu}.")
+    if cfl is not None and not cfl > 0:
+        raise TransferTuneError(f"cfl must be > 0 or None, got {cfl!r}.")
+    return u0, n
+
+
+def _finite(v: np.ndarray, nu: float, h: float) -> np.ndarray:
+    """``v`` (rfft coefficients after some steps of size ``h``), or a clear error when the
+    solution blew up."""
+    if not np.all(np.isfinite(v)):
+        n = 2 * (v.shape[-1] - 1)
+        raise TransferTuneError(
+            f"Burgers solution became non-finite (nu={nu}, dt={h:g}, n={n}); lower dt or "
+            "cfl, or refine the grid (n_fine) for steeper data."
+        )
+    return v
+
+
 def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None = CFL) -> np.ndarray:
     """Advance ``u_t + (u^2/2)_x = nu u_xx`` on the periodic unit interval from 0 to ``T``.
 
@@ -195,14 +222,7 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None =
     ndarray, same shape as ``u0``, float64
         ``u(., T)`` on the same grid.
     """
-    u0 = np.asarray(u0, dtype=np.float64)
-    n = u0.shape[-1]
-    if n < 4 or n % 2:
-        raise TransferTuneError(f"Burgers grid needs an even number of points >= 4, got {n}.")
-    if not (dt > 0 and T >= 0 and nu >= 0):
-        raise TransferTuneError(f"need dt > 0, T >= 0 and nu >= 0, got dt={dt}, T={T}, nu={nu}.")
-    if cfl is not None and not cfl > 0:
-        raise TransferTuneError(f"cfl must be > 0 or None, got {cfl!r}.")
+    u0, n = _checked(u0, nu=nu, T=T, dt=dt, cfl=cfl)
     if T == 0:
         return u0.copy()
     batch = u0.reshape(-1, n)
@@ -211,12 +231,7 @@ def solve(u0: np.ndarray, *, nu: float, T: float, dt: float, cfl: float | None =
     for n_steps in np.unique(counts):
         rows = counts == n_steps
         h = T / int(n_steps)
-        v = _advance(sfft.rfft(batch[rows], axis=-1), n, nu, h, int(n_steps))
-        if not np.all(np.isfinite(v)):
-            raise TransferTuneError(
-                f"Burgers solution became non-finite (nu={nu}, dt={h:g}, n={n}); lower dt or "
-                "cfl, or refine the grid (n_fine) for steeper data."
-            )
+        v = _finite(_advance(sfft.rfft(batch[rows], axis=-1), n, nu, h, int(n_steps)), nu, h)
         out[rows] = sfft.irfft(v, n=n, axis=-1)
     return out.reshape(u0.shape)
 
@@ -258,14 +273,7 @@ def trajectory(
     -------
     ndarray, shape (..., n_times // every, n), float64
     """
-    u0 = np.asarray(u0, dtype=np.float64)
-    n = u0.shape[-1]
-    if n < 4 or n % 2:
-        raise TransferTuneError(f"Burgers grid needs an even number of points >= 4, got {n}.")
-    if not (dt > 0 and T >= 0 and nu >= 0):
-        raise TransferTuneError(f"need dt > 0, T >= 0 and nu >= 0, got dt={dt}, T={T}, nu={nu}.")
-    if cfl is not None and not cfl > 0:
-        raise TransferTuneError(f"cfl must be > 0 or None, got {cfl!r}.")
+    u0, n = _checked(u0, nu=nu, T=T, dt=dt, cfl=cfl)
     if isinstance(n_times, bool) or not isinstance(n_times, (int, np.integer)) or n_times < 1:
         raise TransferTuneError(f"n_times must be an integer >= 1, got {n_times!r}.")
     n_times = int(n_times)
@@ -288,12 +296,7 @@ def trajectory(
         per = int(n_steps) // n_times  # steps between snapshots
         v = sfft.rfft(batch[rows], axis=-1)
         for j in range(1, n_times // every):
-            v = _advance(v, n, nu, h, per * every)
-            if not np.all(np.isfinite(v)):
-                raise TransferTuneError(
-                    f"Burgers solution became non-finite (nu={nu}, dt={h:g}, n={n}); lower dt "
-                    "or cfl, or refine the grid (n_fine) for steeper data."
-                )
+            v = _finite(_advance(v, n, nu, h, per * every), nu, h)
             out[rows, j] = sfft.irfft(v, n=n, axis=-1)
     return out.reshape(*u0.shape[:-1], n_times // every, n)
 
