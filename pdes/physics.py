@@ -61,7 +61,7 @@ class Physics:
             )
         x_phys = self.x_normalizer.decode(x)
         y_phys = self.y_normalizer.decode(prediction)
-        return self.loss(x_phys, y_phys, **dict(self.params))
+        return self.loss(x_phys, y_phys, **self.params)
 
 
 def no_physics_message(problem: str) -> str:

@@ -192,47 +192,16 @@ _PHYSICS_FIELDS = ("loss", "data_weight", "physics_weight", "physics_resolution"
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean relative L2 error of ``model`` on ``(x, y)``, evaluated in batches."""
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.shape[0], batch_size):
-        pred = model(x[start : start + batch_size])
-        total += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
-    model.train(was_training)
-    return float(total) / x.shape[0]
-
-
-@torch.no_grad()
-def evaluate_physics(
-    model: nn.Module, x: torch.Tensor, physics: Physics, batch_size: int = 64
-) -> float:
-    """Mean PDE residual loss (:attr:`pdes.Problem.physics`) of ``model``'s outputs on ``x``.
-
-    ``x`` may be on any grid the model accepts: the residual reads its spacing from the shape.
-    """
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start : start + batch_size]
-        total += physics(xb, model(xb)).sum().double()
-    model.train(was_training)
-    return float(total) / x.shape[0]
-
-
-@torch.no_grad()
-def _validate(
+def _means(
     model: nn.Module,
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | None,
     physics: Physics | None,
     batch_size: int,
-) -> tuple[float, float | None]:
-    """:func:`evaluate` and, with ``physics``, :func:`evaluate_physics` from one forward pass."""
-    if physics is None:
-        return evaluate(model, x, y, batch_size), None
+) -> tuple[float | None, float | None]:
+    """Mean relative L2 error against ``y`` and mean residual loss under ``physics`` (each
+    ``None`` when not asked for) of ``model`` on ``x``, from one batched forward pass in eval
+    mode."""
     was_training = model.training
     model.eval()
     error = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -240,10 +209,31 @@ def _validate(
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
         pred = model(xb)
-        error += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
-        residual += physics(xb, pred).sum().double()
+        if y is not None:
+            error += relative_l2(pred, y[start : start + batch_size], reduction="sum").double()
+        if physics is not None:
+            residual += physics(xb, pred).sum().double()
     model.train(was_training)
-    return float(error) / x.shape[0], float(residual) / x.shape[0]
+    n = x.shape[0]
+    return (
+        None if y is None else float(error) / n,
+        None if physics is None else float(residual) / n,
+    )
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean relative L2 error of ``model`` on ``(x, y)``, evaluated in batches."""
+    return _means(model, x, y, None, batch_size)[0]
+
+
+def evaluate_physics(
+    model: nn.Module, x: torch.Tensor, physics: Physics, batch_size: int = 64
+) -> float:
+    """Mean PDE residual loss (:attr:`pdes.Problem.physics`) of ``model``'s outputs on ``x``.
+
+    ``x`` may be on any grid the model accepts: the residual reads its spacing from the shape.
+    """
+    return _means(model, x, None, physics, batch_size)[1]
 
 
 def _check_physics(hparams: HParams, data: TrainData) -> None:
@@ -477,7 +467,7 @@ def fit(
             )
         val_loss = val_physics = None
         if has_val:
-            val_loss, val_physics = _validate(model, x_val, y_val, physics, eval_batch_size)
+            val_loss, val_physics = _means(model, x_val, y_val, physics, eval_batch_size)
         if val_loss is not None and _diverged(val_loss, divergence_threshold):
             raise DivergenceError(
                 f"validation loss became {val_loss} in epoch {epoch} at lr={hparams.lr:g}",
