@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,35 +317,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme_from:
         return harness.rerender(BLOCK, args.readme_from)
     design = QUICK if args.quick else FULL
-    from joblib import Parallel, delayed
 
-    from pdes import load_problem
+    def prepare() -> None:
+        from pdes import load_problem
+        from pdes.coarse import coarse_problem
 
-    clock = harness.Run(args.quick, n_jobs=args.n_jobs, threads=1)
-    from pdes.coarse import coarse_problem
+        problem = load_problem(design.problem, design.overrides)
+        sides = (design.cheap, design.k_only)
+        coarse = {coarse_problem(problem, side["resolution"]) for side in sides}
+        harness.generate_splits(*({problem} | coarse))
 
-    problem = load_problem(design.problem, design.overrides)
-    grids = {problem} | {
-        coarse_problem(problem, side["resolution"]) for side in (design.cheap, design.k_only)
-    }
-    for prob in grids:  # generated (or read from the cache) once, before the workers and clock
-        for split in ("train", "val", "test"):
-            prob.dataset(split)
-    clock.restart()
-    with tempfile.TemporaryDirectory(prefix="cheap_proxy_") as folder:
-        seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
-            delayed(run_seed)(design, seed, folder) for seed in design.seeds
-        )
-    record: dict[str, Any] = {
-        "run_id": design.run_id(),
-        "design": dataclasses.asdict(design),
-        "env": clock.stop(),
-        "seeds": seeds,
-    }
-    record["summary"] = summarise(record)
-    print(render(record))
-    harness.publish(args, record, BLOCK)
-    return 0
+    return harness.run_audit(
+        args, design, run_seed, summarise, render, BLOCK, prepare, folder_prefix="cheap_proxy_"
+    )
 
 
 if __name__ == "__main__":

@@ -273,3 +273,62 @@ def publish(
             f"{shown(block.record)} (--readme-from {shown(path)} renders this record)"
         )
     return path
+
+
+# -- a seed-parallel audit --------------------------------------------------------------------
+def generate_splits(*problems: Any) -> None:
+    """Generate (or read from the cache) every split of ``problems`` now, before workers and
+    clocks start."""
+    for problem in problems:
+        for split in ("train", "val", "test"):
+            problem.dataset(split)
+
+
+def run_audit(
+    args: argparse.Namespace,
+    design: Any,
+    run_seed: Callable[..., dict],
+    summarise: Callable[[dict], dict],
+    render: Callable[[dict], str],
+    block: Block,
+    prepare: Callable[[], None],
+    folder_prefix: str | None = None,
+) -> int:
+    """The body of a pre-registered audit's ``main`` once its flags are read.
+
+    ``prepare()`` generates the data (after the environment is printed, before the clock
+    restarts); then ``run_seed(design, seed)`` runs for every seed of ``design`` in
+    ``args.n_jobs`` worker processes (with ``folder_prefix``, each also gets a temporary
+    folder for its storages: ``run_seed(design, seed, folder)``). The record (``run_id``,
+    ``design``, ``env``, ``seeds`` and ``summarise``'s ``summary``) is printed through
+    ``render`` and published as :func:`publish` says. Returns the exit status.
+    """
+    import contextlib
+    import dataclasses
+    import tempfile
+
+    from joblib import Parallel, delayed
+
+    clock = Run(args.quick, n_jobs=args.n_jobs, threads=1)
+    prepare()
+    clock.restart()
+    folder = (
+        tempfile.TemporaryDirectory(prefix=folder_prefix)
+        if folder_prefix
+        else contextlib.nullcontext(None)
+    )
+    with folder as path:
+        extra = () if path is None else (path,)
+        seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
+            delayed(run_seed)(design, seed, *extra) for seed in design.seeds
+        )
+    record: dict[str, Any] = {
+        "run_id": design.run_id(),
+        "design": dataclasses.asdict(design),
+        "env": clock.stop(),
+        "seeds": seeds,
+    }
+    record["summary"] = summarise(record)
+    print(render(record))
+    publish(args, record, block)
+    return 0

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,25 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme_from:
         return harness.rerender(BLOCK, args.readme_from)
     design = QUICK if args.quick else FULL
-    from joblib import Parallel, delayed
-
-    clock = harness.Run(args.quick, n_jobs=args.n_jobs, threads=1)
-    darcy_search.prepared(design)  # generated (or read from the cache) once, before the workers
-    clock.restart()
-    with tempfile.TemporaryDirectory(prefix="mup_parts_") as folder:
-        seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
-            delayed(run_seed)(design, seed, folder) for seed in design.seeds
-        )
-    record: dict[str, Any] = {
-        "run_id": design.run_id(),
-        "design": dataclasses.asdict(design),
-        "env": clock.stop(),
-        "seeds": seeds,
-    }
-    record["summary"] = summarise(record)
-    print(block(record))
-    harness.publish(args, record, BLOCK)
-    return 0
+    return harness.run_audit(
+        args, design, run_seed, summarise, block, BLOCK,
+        prepare=lambda: darcy_search.prepared(design),  # once, before the workers
+        folder_prefix="mup_parts_",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,29 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme_from:
         return harness.rerender(BLOCK, args.readme_from)
     design = QUICK if args.quick else FULL
-    from joblib import Parallel, delayed
 
-    from pdes import load_problem
+    def prepare() -> None:
+        from pdes import load_problem
 
-    clock = harness.Run(args.quick, n_jobs=args.n_jobs, threads=1)
-    problem = load_problem(design.problem, design.overrides)
-    for split in ("train", "val", "test"):  # generated once, before the workers and clock
-        problem.dataset(split)
-    clock.restart()
-    with tempfile.TemporaryDirectory(prefix="pino_audit_") as folder:
-        seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
-            delayed(run_seed)(design, seed, folder) for seed in design.seeds
-        )
-    record: dict[str, Any] = {
-        "run_id": design.run_id(),
-        "design": dataclasses.asdict(design),
-        "env": clock.stop(),
-        "seeds": seeds,
-    }
-    record["summary"] = summarise(record)
-    print(render(record))
-    harness.publish(args, record, BLOCK)
-    return 0
+        harness.generate_splits(load_problem(design.problem, design.overrides))
+
+    return harness.run_audit(
+        args, design, run_seed, summarise, render, BLOCK, prepare, folder_prefix="pino_audit_"
+    )
 
 
 if __name__ == "__main__":

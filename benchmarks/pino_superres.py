@@ -239,29 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme_from:
         return harness.rerender(BLOCK, args.readme_from)
     design = QUICK if args.quick else FULL
-    from joblib import Parallel, delayed
 
-    from pdes import load_problem
+    def prepare() -> None:
+        from pdes import load_problem
 
-    clock = harness.Run(args.quick, n_jobs=args.n_jobs, threads=1)
-    problem = load_problem("darcy", design.overrides)
-    for prob in (problem, problem.with_overrides(resolution=design.fine)):
-        for split in ("train", "val", "test"):  # generated once, before the workers and clock
-            prob.dataset(split)
-    clock.restart()
-    seeds = Parallel(n_jobs=args.n_jobs, verbose=0)(
-        delayed(run_seed)(design, seed) for seed in design.seeds
-    )
-    record: dict[str, Any] = {
-        "run_id": design.run_id(),
-        "design": dataclasses.asdict(design),
-        "env": clock.stop(),
-        "seeds": seeds,
-    }
-    record["summary"] = summarise(record)
-    print(render(record))
-    harness.publish(args, record, BLOCK)
-    return 0
+        problem = load_problem("darcy", design.overrides)
+        harness.generate_splits(problem, problem.with_overrides(resolution=design.fine))
+
+    return harness.run_audit(args, design, run_seed, summarise, render, BLOCK, prepare)
 
 
 if __name__ == "__main__":
