@@ -45,8 +45,6 @@ Secondary family (Holm over the family, intervals at the Bonferroni level): (a) 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,7 @@ ARMS = {
 
 
 @dataclass(frozen=True)
-class Design:
+class Design(harness.Registered):
     """The pre-registered audit (everything that decides a result)."""
 
     problem: str
@@ -84,11 +82,6 @@ class Design:
         "(a) search <= 0.1x (b) in FLOPs and CPU s; (a)-(b) test error 95 % interval <= 0 or "
         "containing 0; (d)-(a) 95 % interval > 0"
     )
-
-    def run_id(self) -> str:
-        """A short hash of the design: a changed design is a new run."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 FULL = Design(

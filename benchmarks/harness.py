@@ -275,6 +275,19 @@ def publish(
     return path
 
 
+# -- a pre-registered design -----------------------------------------------------------------
+class Registered:
+    """Mixin of a benchmark's frozen design dataclass (everything that decides a result)."""
+
+    def run_id(self) -> str:
+        """A short hash of the design: a changed design is a new run."""
+        import dataclasses
+        import hashlib
+
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 # -- a seed-parallel audit --------------------------------------------------------------------
 def generate_splits(*problems: Any) -> None:
     """Generate (or read from the cache) every split of ``problems`` now, before workers and

@@ -38,8 +38,6 @@ reported beside the results; the figures are the JSON's, rendered by :func:`rend
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +52,7 @@ CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
-class Design(darcy_search.Budget):
+class Design(darcy_search.Budget, harness.Registered):
     """The pre-registered experiment (everything that decides a result): the shared Darcy
     budget (:class:`darcy_search.Budget`) and the factorial's own fields."""
 
@@ -63,11 +61,6 @@ class Design(darcy_search.Budget):
     #: s + t, so seeds are spaced by more than ``n_trials``.
     seeds: tuple[int, ...] = tuple(20000 + 1000 * i for i in range(16))
     primary: str = "test error of naive minus µP at the tuned lr, paired Student-t 95 %"
-
-    def run_id(self) -> str:
-        """A short hash of the design: a changed design is a new run."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 #: Darcy 32 x 32, width 16, 4 layers, K 4 -> 16, 12 trials x 6 epochs, 16 final epochs.

@@ -36,8 +36,6 @@ between the ``pino_audit`` markers, rendered from the JSON.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,7 @@ CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
-class Design:
+class Design(harness.Registered):
     """The pre-registered audit (everything that decides a result)."""
 
     problem: str
@@ -72,11 +70,6 @@ class Design:
     def width(self) -> int:
         """The proxy's width (what :func:`darcy_search.search` reads by default)."""
         return self.proxy["width"]
-
-    def run_id(self) -> str:
-        """A short hash of the design: a changed design is a new run."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 FULL = Design(

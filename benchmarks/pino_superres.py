@@ -31,9 +31,6 @@ block between the ``pino_superres`` markers, rendered from the JSON.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +43,7 @@ PRIMARY = ("pino-fine 0.1", "data")
 
 
 @dataclass(frozen=True)
-class Design:
+class Design(harness.Registered):
     """The pre-registered comparison (everything that decides a result)."""
 
     overrides: dict[str, Any]
@@ -71,11 +68,6 @@ class Design:
                 "physics_resolution": self.fine,
             }
         return out
-
-    def run_id(self) -> str:
-        """A short hash of the design: a changed design is a new run."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 FULL = Design(

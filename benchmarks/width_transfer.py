@@ -43,8 +43,6 @@ grid, located on the validation loss on the training grid and on the full grid.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import sys
 import time
@@ -116,7 +114,7 @@ class ResolutionArm:
 
 
 @dataclass(frozen=True)
-class Design:
+class Design(harness.Registered):
     """The pre-registered experiment (everything that decides a result)."""
 
     width_arms: tuple[WidthArm, ...]
@@ -125,11 +123,6 @@ class Design:
     seeds: tuple[int, ...] = tuple(40000 + 1000 * i for i in range(5))
     located_on: str = "val_loss"
     budget_minutes: float = 25.0
-
-    def run_id(self) -> str:
-        """A short hash of the design: a changed design is a new run."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 _BURGERS = {"resolution": 64, "n_train": 128, "n_val": 32, "n_test": 128}  # nu = 1e-3 default
