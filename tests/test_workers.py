@@ -374,3 +374,30 @@ def test_orphans_of_dead_processes_on_this_host_are_failed_and_retried_once(tmp_
     # every_running=True: after a crash elsewhere, when no worker runs
     assert len(fail_orphans(study, storage, every_running=True)) == 3
     assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_a_trial_just_created_by_another_worker_is_waited_for(tmp_path):
+    """The window between a worker creating its last trial and recording itself on it: a
+    worker that finds it waits instead of refusing (a flake once seen in CI), while a trial
+    of another host is still refused at once."""
+    from transfer_tune.search.proxy import _wait_for_others
+    from transfer_tune.search.workers import (
+        WORKER_ATTR,
+        WORKER_ID_ATTR,
+        record_worker,
+        still_starting,
+    )
+
+    url = f"journal:{tmp_path / 's.journal'}"
+    study = optuna.create_study(study_name="s", storage=get_storage(url))
+    fresh = study.ask()
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert still_starting(frozen)
+    _wait_for_others(study, 2, heartbeats=False)  # waits one poll; does not raise
+    record_worker(fresh)
+    recorded = study.get_trials(deepcopy=False)[0]
+    assert not still_starting(recorded)
+    assert list(recorded.user_attrs) == [WORKER_ID_ATTR, WORKER_ATTR]  # the tag comes last
+    study.ask().set_user_attr(WORKER_ATTR, "another-host:4242")
+    with pytest.raises(TransferTuneError, match="another-host:4242"):
+        _wait_for_others(study, 3, heartbeats=False)

@@ -45,6 +45,7 @@ from transfer_tune.search.workers import (
     open_study_storage,
     record_worker,
     recover,
+    still_starting,
 )
 
 #: The proxy study's objective, as the dashboard names it (the validation split, in the
@@ -278,7 +279,11 @@ def _wait_for_others(study: optuna.Study, n_trials: int, heartbeats: bool) -> No
         Naming the trials and their workers.
     """
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    stuck = [] if heartbeats else [t for t in running if not checkable_here(t)]
+    stuck = (
+        []
+        if heartbeats
+        else [t for t in running if not checkable_here(t) and not still_starting(t)]
+    )
     if stuck:
         which = ", ".join(f"{t.number} ({t.user_attrs.get(WORKER_ATTR, '?')})" for t in stuck)
         raise TransferTuneError(

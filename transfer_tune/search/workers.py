@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ from transfer_tune.search.studies import queue_retry
 WORKER_ATTR = "worker"
 #: User attribute of every trial: ``"<boot id>/<start time>"`` of that process (Linux).
 WORKER_ID_ATTR = "worker_id"
+#: Seconds a new trial may wait for its worker's record (:func:`record_worker` is the first
+#: thing an objective does, milliseconds after the trial is created; this covers a slow
+#: storage) before a worker that cannot resolve it says so (:func:`still_starting`).
+STARTING_SECONDS = 30.0
 #: ``fail_reason`` of a trial failed because its worker is gone.
 FAIL_REASON = "its worker stopped (found RUNNING on resume)"
 #: Heartbeats let a worker fail (and retry) a trial whose process died (RDB storages only).
@@ -95,11 +100,24 @@ def process_identity(pid: int) -> str | None:
 
 
 def record_worker(trial: optuna.Trial) -> None:
-    """Record on ``trial`` that this process runs it (first thing an objective does)."""
-    trial.set_user_attr(WORKER_ATTR, worker_tag())
+    """Record on ``trial`` that this process runs it (first thing an objective does).
+
+    The identity is written before the tag, so a reader that sees the tag sees the whole
+    record (two writes; another worker may read between them).
+    """
     identity = process_identity(os.getpid())
     if identity is not None:
         trial.set_user_attr(WORKER_ID_ATTR, identity)
+    trial.set_user_attr(WORKER_ATTR, worker_tag())
+
+
+def still_starting(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was created less than :data:`STARTING_SECONDS` ago and its worker has
+    not recorded itself yet (:func:`record_worker`): a live worker's new trial, not a stuck
+    one."""
+    if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None:
+        return False
+    return (datetime.now() - trial.datetime_start).total_seconds() < STARTING_SECONDS
 
 
 def trial_worker_gone(trial: FrozenTrial) -> bool:
